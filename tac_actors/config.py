@@ -1,0 +1,203 @@
+"""Configuration: :class:`TACConfig` and the engine settings it carries.
+
+``TACConfig.from_env()`` reads the same ``TWILIO_*`` variables as the reference SDK. With
+none set at all the server runs in ConversationRelay-only mode (voice only, empty memory);
+``TWILIO_CONVERSATION_CONFIGURATION_ID`` switches on Orchestrator mode.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from collections.abc import Mapping
+
+import attrs
+
+__all__ = [
+    "BusyPolicy",
+    "ChannelPolicy",
+    "MemoryConfig",
+    "RestartLimit",
+    "TACConfig",
+]
+
+
+class BusyPolicy(enum.StrEnum):
+    """What a new message does while a turn is running.
+
+    ``QUEUE``: it waits for the running turn, and turns run in arrival order.
+    ``PREEMPT``: it cancels the running turn (closing its reply), then runs.
+    """
+
+    QUEUE = "queue"
+    PREEMPT = "preempt"
+
+
+@attrs.frozen(kw_only=True)
+class ChannelPolicy:
+    """How the actors of one kind of channel behave.
+
+    ``turn_timeout`` bounds a whole turn (memory, callback, streaming); when it expires
+    the caller gets ``timeout_text``. ``idle_timeout`` ends a conversation with no inbound
+    message for that long. ``None`` disables a deadline.
+    """
+
+    busy_policy: BusyPolicy = BusyPolicy.QUEUE
+    turn_timeout: float | None = 30.0
+    idle_timeout: float | None = None
+    mailbox_capacity: int = 32
+    fallback_text: str = "Sorry, something went wrong on my side. Could you say that again?"
+    timeout_text: str = "Sorry, that is taking me too long. Could you say that again?"
+    goodbye_text: str = "Sorry, I have to end this call now because of a technical problem. Goodbye."
+
+    def __attrs_post_init__(self) -> None:
+        if self.mailbox_capacity < 1:
+            raise ValueError("mailbox_capacity must be at least 1")
+        for name in ("turn_timeout", "idle_timeout"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be positive or None, got {value!r}")
+
+
+VOICE_POLICY = ChannelPolicy(busy_policy=BusyPolicy.PREEMPT)
+MESSAGING_POLICY = ChannelPolicy(busy_policy=BusyPolicy.QUEUE, idle_timeout=900.0)
+
+
+@attrs.frozen(kw_only=True)
+class RestartLimit:
+    """Supervisor restart intensity: at most ``max_restarts`` in ``window`` seconds."""
+
+    max_restarts: int = 3
+    window: float = 10.0
+
+
+@attrs.frozen(kw_only=True)
+class MemoryConfig:
+    """What to ask Conversation Memory for (names follow the reference SDK)."""
+
+    profile_trait_groups: tuple[str, ...] = ()
+    observations_limit: int = 20
+    summaries_limit: int = 5
+    communications_limit: int = 0
+    relevance_threshold: float = 0.0
+    phone_trait_group: str = "Contact"
+    phone_trait_field: str = "phone"
+    #: per-turn budget in seconds: a turn waits at most this long for memory
+    budget: float = 1.5
+
+    def __attrs_post_init__(self) -> None:
+        for name in ("observations_limit", "summaries_limit", "communications_limit"):
+            value = getattr(self, name)
+            if not 0 <= value <= 100:
+                raise ValueError(f"memory {name} must be within 0..100, got {value}")
+
+
+def _secret() -> str | None:
+    return attrs.field(default=None, repr=lambda v: "***" if v else "None")  # type: ignore[no-any-return]
+
+
+@attrs.frozen(kw_only=True)
+class TACConfig:
+    """Everything a :class:`~tac_actors.TAC` needs. Secrets never appear in ``repr``."""
+
+    account_sid: str | None = None
+    auth_token: str | None = _secret()
+    api_key: str | None = None
+    api_secret: str | None = _secret()
+    phone_number: str | None = None
+    conversation_configuration_id: str | None = None
+    rcs_sender_id: str | None = None
+    whatsapp_number: str | None = None
+    knowledge_base_id: str | None = None
+    studio_handoff_flow_sid: str | None = None
+    region: str | None = None
+    log_level: str = "INFO"
+
+    voice_public_domain: str | None = None
+    voice_websocket_path: str = "/ws"
+    voice_action_path: str = "/conversation-relay-callback"
+    voice_twiml_path: str = "/twiml"
+    webhook_path: str = "/webhook"
+
+    #: one base URL for every Twilio product (how the local emulator is reached)
+    services_base_url: str | None = None
+    #: per-product base URL overrides, e.g. ``{"memory": "http://127.0.0.1:9000"}``
+    service_urls: Mapping[str, str] = attrs.field(factory=dict)
+
+    memory: MemoryConfig = MemoryConfig()
+    voice_policy: ChannelPolicy = VOICE_POLICY
+    messaging_policy: ChannelPolicy = MESSAGING_POLICY
+    restart_limit: RestartLimit = RestartLimit()
+    #: seconds running turns get to finish at shutdown before they are cancelled
+    shutdown_grace: float = 5.0
+    #: largest inbound WebSocket frame accepted, in bytes
+    max_frame_bytes: int = 64 * 1024
+    #: check X-Twilio-Signature when an auth token is set
+    validate_signatures: bool = True
+
+    def __attrs_post_init__(self) -> None:
+        if self.voice_public_domain is not None:
+            domain = self.voice_public_domain.split("://", 1)[-1].rstrip("/")
+            object.__setattr__(self, "voice_public_domain", domain or None)
+
+    @property
+    def orchestrator_enabled(self) -> bool:
+        """True when a Conversation Orchestrator configuration id is set."""
+        return bool(self.conversation_configuration_id)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> TACConfig:
+        """Build a config from ``TWILIO_*`` variables (the reference SDK's names).
+
+        Unset or empty variables keep the defaults; ``overrides`` win over the environment.
+        A malformed number raises :class:`ValueError` naming the variable.
+        """
+        env = os.environ if environ is None else environ
+
+        def get(name: str) -> str | None:
+            value = env.get(name, "").strip()
+            return value or None
+
+        def number(name: str, kind: type[int] | type[float], default: float) -> float:
+            raw = get(name)
+            if raw is None:
+                return default
+            try:
+                return kind(raw)
+            except ValueError:
+                raise ValueError(f"{name} must be a {kind.__name__}, got {raw!r}") from None
+
+        groups = get("TWILIO_MEMORY_PROFILE_TRAIT_GROUPS")
+        memory = MemoryConfig(
+            profile_trait_groups=tuple(g.strip() for g in groups.split(",") if g.strip())
+            if groups
+            else (),
+            observations_limit=int(number("TWILIO_MEMORY_OBSERVATIONS_LIMIT", int, 20)),
+            summaries_limit=int(number("TWILIO_MEMORY_SUMMARIES_LIMIT", int, 5)),
+            communications_limit=int(number("TWILIO_MEMORY_COMMUNICATIONS_LIMIT", int, 0)),
+            relevance_threshold=number("TWILIO_MEMORY_RELEVANCE_THRESHOLD", float, 0.0),
+            phone_trait_group=get("TWILIO_MEMORY_PHONE_TRAIT_GROUP") or "Contact",
+            phone_trait_field=get("TWILIO_MEMORY_PHONE_TRAIT_FIELD") or "phone",
+        )
+        values: dict[str, object] = {
+            "account_sid": get("TWILIO_ACCOUNT_SID"),
+            "auth_token": get("TWILIO_AUTH_TOKEN"),
+            "api_key": get("TWILIO_API_KEY"),
+            "api_secret": get("TWILIO_API_SECRET"),
+            "phone_number": get("TWILIO_PHONE_NUMBER"),
+            "conversation_configuration_id": get("TWILIO_CONVERSATION_CONFIGURATION_ID"),
+            "rcs_sender_id": get("TWILIO_RCS_SENDER_ID"),
+            "whatsapp_number": get("TWILIO_WHATSAPP_NUMBER"),
+            "knowledge_base_id": get("TWILIO_KNOWLEDGE_BASE_ID"),
+            "studio_handoff_flow_sid": get("TWILIO_STUDIO_HANDOFF_FLOW_SID"),
+            "region": get("TWILIO_REGION"),
+            "log_level": get("TWILIO_LOG_LEVEL") or "INFO",
+            "voice_public_domain": get("TWILIO_VOICE_PUBLIC_DOMAIN"),
+            "voice_websocket_path": get("TWILIO_VOICE_WEBSOCKET_PATH") or "/ws",
+            "voice_action_path": get("TWILIO_VOICE_ACTION_PATH")
+            or "/conversation-relay-callback",
+            "services_base_url": get("TAC_SERVICES_URL"),
+            "memory": memory,
+        }
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]
