@@ -48,7 +48,9 @@ class ChannelPolicy:
     mailbox_capacity: int = 32
     fallback_text: str = "Sorry, something went wrong on my side. Could you say that again?"
     timeout_text: str = "Sorry, that is taking me too long. Could you say that again?"
-    goodbye_text: str = "Sorry, I have to end this call now because of a technical problem. Goodbye."
+    goodbye_text: str = (
+        "Sorry, I have to end this call now because of a technical problem. Goodbye."
+    )
 
     def __attrs_post_init__(self) -> None:
         if self.mailbox_capacity < 1:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 
 if TYPE_CHECKING:
-    from tac_actors.actors.controls import ConversationControls
+    from tac_actors.actors.supervisor import ConversationControls
 
 __all__ = [
     "AuthorInfo",

@@ -1,0 +1,53 @@
+"""The concurrency core: mailboxes, conversation actors and their supervisor.
+
+Knows channels only through :class:`Outbox` and apps only through :class:`Agent`; imports
+no web framework.
+"""
+
+from tac_actors.actors.agent import ActorCrash, Agent, ErrorContext, Reply, TurnTimeout
+from tac_actors.actors.conversation import ChannelReportedError, ConversationActor
+from tac_actors.actors.mailbox import Mailbox, MailboxStatistics
+from tac_actors.actors.messages import (
+    ChannelError,
+    Digits,
+    Drain,
+    Interruption,
+    Message,
+    PartialUtterance,
+    Utterance,
+)
+from tac_actors.actors.outbox import Outbox
+from tac_actors.actors.supervisor import (
+    ActorCell,
+    AlreadyRunning,
+    CellStatistics,
+    NotAccepting,
+    Supervisor,
+    SupervisorStatistics,
+)
+
+__all__ = [
+    "ActorCell",
+    "ActorCrash",
+    "Agent",
+    "AlreadyRunning",
+    "CellStatistics",
+    "ChannelError",
+    "ChannelReportedError",
+    "ConversationActor",
+    "Digits",
+    "Drain",
+    "ErrorContext",
+    "Interruption",
+    "Mailbox",
+    "MailboxStatistics",
+    "Message",
+    "NotAccepting",
+    "Outbox",
+    "PartialUtterance",
+    "Reply",
+    "Supervisor",
+    "SupervisorStatistics",
+    "TurnTimeout",
+    "Utterance",
+]

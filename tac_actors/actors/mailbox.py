@@ -1,0 +1,150 @@
+"""A bounded mailbox with selective receive.
+
+The supervisor owns each conversation's mailbox, so it outlives a crashed actor
+incarnation with its queued messages intact. Senders get back-pressure: :meth:`send`
+waits while the mailbox is full, :meth:`send_nowait` raises :class:`trio.WouldBlock`.
+
+Urgent messages (barge-in, hang-up, shutdown) have a small capacity of their own, so a
+mailbox full of prompts never delays an interrupt.
+
+The single receiver may take the first message matching a predicate
+(:meth:`receive_nowait` with ``select``), leaving the others in order: that is how a busy
+actor keeps reading interrupts while queued prompts wait their turn.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+import attrs
+import trio
+
+__all__ = ["Mailbox", "MailboxStatistics"]
+
+T = TypeVar("T")
+
+
+@attrs.frozen
+class MailboxStatistics:
+    queued: int
+    urgent_queued: int
+    capacity: int
+    urgent_capacity: int
+    received: int
+    rejected: int
+    waiting_senders: int
+
+
+class Mailbox(Generic[T]):
+    """Bounded FIFO with an urgent lane and selective receive. One receiver, many senders."""
+
+    def __init__(self, capacity: int, *, urgent_capacity: int = 8) -> None:
+        if capacity < 1 or urgent_capacity < 1:
+            raise ValueError("mailbox capacities must be at least 1")
+        self.capacity = capacity
+        self.urgent_capacity = urgent_capacity
+        self._items: deque[tuple[bool, T]] = deque()
+        self._normal = 0
+        self._urgent = 0
+        self._received = 0
+        self._rejected = 0
+        self._readers = trio.lowlevel.ParkingLot()
+        self._writers = trio.lowlevel.ParkingLot()
+        self._closed = False
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def _has_room(self, urgent: bool) -> bool:
+        return self._urgent < self.urgent_capacity if urgent else self._normal < self.capacity
+
+    def send_nowait(self, item: T, *, urgent: bool = False) -> None:
+        """Enqueue ``item`` now, or raise :class:`trio.WouldBlock` when its lane is full
+        (and :class:`trio.ClosedResourceError` after :meth:`close`)."""
+        if self._closed:
+            raise trio.ClosedResourceError("mailbox is closed")
+        if not self._has_room(urgent):
+            self._rejected += 1
+            raise trio.WouldBlock
+        self._items.append((urgent, item))
+        if urgent:
+            self._urgent += 1
+        else:
+            self._normal += 1
+        self._readers.unpark_all()
+
+    async def send(self, item: T, *, urgent: bool = False) -> None:
+        """Enqueue ``item``, waiting while its lane is full.
+
+        Always checkpoints. If cancelled, the item was not enqueued.
+        """
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while True:
+            try:
+                self.send_nowait(item, urgent=urgent)
+            except trio.WouldBlock:
+                self._rejected -= 1  # a wait, not a rejection
+                await self._writers.park()
+            else:
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                return
+
+    def receive_nowait(self, select: Callable[[T], bool] | None = None) -> T:
+        """Remove and return the first message (matching ``select`` when given).
+
+        Raises :class:`trio.WouldBlock` when there is none.
+        """
+        for index, (urgent, item) in enumerate(self._items):
+            if select is None or select(item):
+                del self._items[index]
+                if urgent:
+                    self._urgent -= 1
+                else:
+                    self._normal -= 1
+                self._received += 1
+                self._writers.unpark_all()
+                return item
+        raise trio.WouldBlock
+
+    async def wait_readable(self) -> None:
+        """Wait until a message is sent or :meth:`nudge` is called. Returns at once if
+        the mailbox is closed."""
+        if self._closed:
+            await trio.lowlevel.checkpoint()
+            return
+        await self._readers.park()
+
+    def nudge(self) -> None:
+        """Wake the receiver so it re-evaluates what it is waiting for."""
+        self._readers.unpark_all()
+
+    def close(self) -> None:
+        """Refuse further messages; queued ones stay readable. Wakes every waiter."""
+        self._closed = True
+        self._readers.unpark_all()
+        self._writers.unpark_all()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def drain(self) -> list[T]:
+        """Remove and return every queued message (used when a conversation ends)."""
+        items = [item for _, item in self._items]
+        self._items.clear()
+        self._normal = self._urgent = 0
+        self._writers.unpark_all()
+        return items
+
+    def statistics(self) -> MailboxStatistics:
+        return MailboxStatistics(
+            queued=self._normal,
+            urgent_queued=self._urgent,
+            capacity=self.capacity,
+            urgent_capacity=self.urgent_capacity,
+            received=self._received,
+            rejected=self._rejected,
+            waiting_senders=self._writers.statistics().tasks_waiting,
+        )

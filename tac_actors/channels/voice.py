@@ -1,0 +1,206 @@
+"""The voice channel: one ConversationRelay socket bound to one conversation actor.
+
+:meth:`VoiceChannel.handle` owns the socket for the life of the call. It reads frames
+through the sans-IO :class:`~tac_actors.protocol.RelayConnection`, turns them into
+mailbox messages, and runs the outbox writer; the actor lives in the supervisor's nursery.
+
+How the socket ends:
+
+* the caller hangs up (the peer closes, or the handler is cancelled): the actor is
+  cancelled at once and its end hook runs;
+* the conversation ends on our side (``end``, handoff, idle, crash limit): queued frames
+  are flushed, then the socket is closed with 1000;
+* shutdown: running turns finish, then the socket is closed with 1001;
+* a fatal protocol violation: the close code of the module table in
+  :mod:`tac_actors.protocol.connection`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import trio
+
+from tac_actors.actors import (
+    ActorCell,
+    Agent,
+    AlreadyRunning,
+    ChannelError,
+    Digits,
+    Interruption,
+    Message,
+    NotAccepting,
+    PartialUtterance,
+    Supervisor,
+    Utterance,
+)
+from tac_actors.channels.transport import Transport, TransportClosed
+from tac_actors.channels.voice_outbox import VoiceOutbox
+from tac_actors.config import ChannelPolicy
+from tac_actors.protocol import (
+    Dtmf,
+    ErrorFrame,
+    InboundFrame,
+    Info,
+    Interrupt,
+    Prompt,
+    ProtocolError,
+    RelayConnection,
+    Setup,
+    UnknownFrame,
+)
+from tac_actors.session import Channel, ConversationSession
+
+__all__ = ["VoiceChannel"]
+
+log = logging.getLogger("tac_actors.voice")
+
+#: a socket that sends no ``setup`` within this many seconds is closed with 1008
+SETUP_TIMEOUT = 10.0
+#: how long queued frames may take to flush when the conversation ends on our side
+FLUSH_TIMEOUT = 2.0
+
+
+def to_message(frame: InboundFrame) -> Message | None:
+    """Translate an inbound frame into a mailbox message (``None``: nothing to deliver)."""
+    match frame:
+        case Prompt(last=True):
+            return Utterance(frame.voice_prompt, frame.lang)
+        case Prompt():
+            return PartialUtterance(frame.voice_prompt, frame.lang)
+        case Interrupt():
+            return Interruption(frame.utterance_until_interrupt, frame.duration_until_interrupt_ms)
+        case Dtmf():
+            return Digits(frame.digit)
+        case ErrorFrame():
+            return ChannelError(frame.description)
+    return None
+
+
+def session_from_setup(setup: Setup) -> ConversationSession:
+    """A new voice session for a ``setup`` frame. The conversation id is the CallSid
+    until the Orchestrator conversation is linked."""
+    return ConversationSession(
+        conversation_id=setup.call_sid,
+        channel=Channel.VOICE,
+        started_at=datetime.now(UTC),
+        call_sid=setup.call_sid,
+        caller=setup.from_,
+        called=setup.to,
+        custom_parameters=dict(setup.custom_parameters),
+        metadata={"setup": setup},
+    )
+
+
+class VoiceChannel:
+    """Serves ConversationRelay sockets with conversation actors."""
+
+    def __init__(self, supervisor: Supervisor, agent: Agent, *, policy: ChannelPolicy,
+                 max_frame_bytes: int = 64 * 1024,
+                 on_session: Callable[[ConversationSession, ActorCell], None] | None = None
+                 ) -> None:
+        self.supervisor = supervisor
+        self.agent = agent
+        self.policy = policy
+        self.max_frame_bytes = max_frame_bytes
+        self._on_session = on_session
+
+    async def handle(self, transport: Transport) -> None:
+        """Serve one call on ``transport`` until it ends. Never raises for anything the
+        peer does; cancelling it is a hang-up."""
+        conn = RelayConnection(max_frame_bytes=self.max_frame_bytes)
+        setup = await self._await_setup(transport, conn)
+        if setup is None:
+            return
+        call = setup.call_sid
+        session = session_from_setup(setup)
+        outbox = VoiceOutbox(conn, call_sid=call)
+        try:
+            cell = self.supervisor.spawn(call, session=session, agent=self.agent, outbox=outbox,
+                                         policy=self.policy)
+        except AlreadyRunning:
+            log.warning("call %s: a second socket for a live call: closing it (1008)", call)
+            await transport.close(1008, "call already connected")
+            return
+        except NotAccepting:
+            await transport.close(1001, "server shutting down")
+            return
+        if self._on_session is not None:
+            self._on_session(session, cell)
+        close_code = 1000
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(outbox.run, transport)
+                with trio.CancelScope() as reading:
+                    nursery.start_soon(_cancel_when_stopped, cell, reading)
+                    code = await self._read(transport, conn, cell, call)
+                    if code is not None:
+                        close_code = code
+                if not cell.stopped.is_set():
+                    cell.hang_up("protocol" if code else "hangup")
+                await cell.wait_stopped()
+                if cell.stop_reason == "shutdown" and close_code == 1000:
+                    close_code = 1001
+                outbox.stop()
+                with trio.move_on_after(FLUSH_TIMEOUT):
+                    await outbox.wait_empty()
+                nursery.cancel_scope.cancel()
+        finally:
+            if not cell.stopped.is_set():
+                cell.hang_up("hangup")
+            conn.close()
+            with trio.CancelScope(shield=True):
+                await transport.close(close_code)
+
+    async def _await_setup(self, transport: Transport, conn: RelayConnection) -> Setup | None:
+        with trio.move_on_after(SETUP_TIMEOUT):
+            try:
+                data = await transport.receive()
+                if isinstance(data, bytes):
+                    conn.receive_bytes(data)
+                conn.receive_text(data)  # type: ignore[arg-type]
+            except TransportClosed:
+                return None
+            except ProtocolError as exc:
+                log.warning("voice socket closed (%s): %s", exc.close_code, exc.message)
+                await transport.close(exc.close_code or 1008, exc.message[:120])
+                return None
+            return conn.setup
+        log.warning("voice socket sent no setup within %.0f s: closing it", SETUP_TIMEOUT)
+        await transport.close(1008, "no setup frame")
+        return None
+
+    async def _read(self, transport: Transport, conn: RelayConnection, cell: ActorCell,
+                    call: str) -> int | None:
+        """Feed frames to the actor until the peer leaves (None) or a fatal protocol
+        error (its close code)."""
+        while True:
+            try:
+                data = await transport.receive()
+            except TransportClosed:
+                return None
+            try:
+                if isinstance(data, bytes):
+                    conn.receive_bytes(data)
+                frame = conn.receive_text(data)  # type: ignore[arg-type]
+            except ProtocolError as exc:
+                log.warning("call %s: %s%s", call, exc.message,
+                            f" (closing {exc.close_code})" if exc.close_code else "")
+                await cell.report(exc, "protocol")
+                if exc.close_code is not None:
+                    return exc.close_code
+                continue
+            message = to_message(frame)
+            if message is not None:
+                await cell.send(message)
+            elif isinstance(frame, Info):
+                log.debug("call %s: info %s=%r", call, frame.name, frame.value)
+            elif isinstance(frame, UnknownFrame):
+                log.info("call %s: unknown frame type %r tolerated", call, frame.type)
+
+
+async def _cancel_when_stopped(cell: ActorCell, scope: trio.CancelScope) -> None:
+    await cell.wait_stopped()
+    scope.cancel()

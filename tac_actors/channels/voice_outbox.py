@@ -1,0 +1,142 @@
+"""The voice outbox: one writer per socket, frames tagged by turn, retractable.
+
+Actors hand frames over without waiting for the socket (a cheap append); one writer task
+per call moves them to the transport in order. Frames still queued when their turn is
+barged in are retracted, so after the acknowledgement nothing of that turn goes out.
+Producers wait only when more than ``high_water`` frames are queued (a slow socket).
+After ``end`` is queued, the outbox accepts nothing more.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+
+import trio
+
+from tac_actors.channels.transport import Transport, TransportClosed
+from tac_actors.protocol.connection import RelayConnection
+from tac_actors.protocol.errors import LocalProtocolError
+from tac_actors.protocol.relay import End, OutboundFrame, Text, text_frame
+
+__all__ = ["VoiceOutbox"]
+
+log = logging.getLogger("tac_actors.voice")
+
+
+class VoiceOutbox:
+    """Outbox of one ConversationRelay socket (see :class:`~tac_actors.actors.Outbox`)."""
+
+    streaming = True
+
+    def __init__(self, connection: RelayConnection, *, call_sid: str = "",
+                 high_water: int = 256) -> None:
+        self._conn = connection
+        self._call_sid = call_sid
+        self._queue: deque[tuple[int, str]] = deque()
+        self._high = high_water
+        self._low = high_water // 2
+        self._writer_lot = trio.lowlevel.ParkingLot()
+        self._space_lot = trio.lowlevel.ParkingLot()
+        self._empty = trio.Event()
+        self._empty.set()
+        self._ended = False
+        self._stopping = False
+        self.sent = 0
+        self.dropped_after_end = 0
+
+    @property
+    def ended(self) -> bool:
+        """True once ``end`` was queued."""
+        return self._ended
+
+    def _put(self, turn: int, text: str) -> None:
+        self._queue.append((turn, text))
+        if self._empty.is_set():
+            self._empty = trio.Event()
+        self._writer_lot.unpark()
+
+    async def _pace(self) -> None:
+        if len(self._queue) >= self._high:
+            while len(self._queue) >= self._low and not self._stopping:
+                await self._space_lot.park()
+        else:
+            await trio.lowlevel.checkpoint()
+
+    async def deliver(self, turn: int, token: str, *, last: bool) -> None:
+        if self._ended:
+            self.dropped_after_end += 1
+            await trio.lowlevel.checkpoint()
+            return
+        self._conn.count_sent()
+        self._put(turn, text_frame(token, last))
+        await self._pace()
+
+    async def send_frame(self, turn: int | None, frame: OutboundFrame) -> None:
+        if self._ended:
+            raise LocalProtocolError(f"call {self._call_sid} has ended: cannot send {frame!r}")
+        self._put(turn or 0, self._conn.send(frame))
+        if isinstance(frame, End):
+            self._ended = True
+        await self._pace()
+
+    def retract(self, turn: int) -> int:
+        if not self._queue or not turn:
+            return 0
+        before = len(self._queue)
+        self._queue = deque(item for item in self._queue if item[0] != turn)
+        removed = before - len(self._queue)
+        if not self._queue:
+            self._empty.set()
+        if removed:
+            self._space_lot.unpark_all()
+        return removed
+
+    async def hand_off(self, handoff_data: str) -> None:
+        await self._end(End(handoff_data=handoff_data))
+
+    async def finish(self, *, goodbye: str | None = None) -> None:
+        if goodbye and not self._ended:
+            await self.send_frame(0, Text(token=goodbye, last=True))
+        await self._end(End())
+
+    async def _end(self, frame: End) -> None:
+        if self._ended:
+            await trio.lowlevel.checkpoint()
+            return
+        await self.send_frame(0, frame)
+
+    # -- the writer side -------------------------------------------------------------
+
+    async def run(self, transport: Transport) -> None:
+        """Write queued frames in order until :meth:`stop` and the queue is empty, or the
+        transport closes. Cancelling it drops what is still queued."""
+        try:
+            while True:
+                while not self._queue:
+                    self._empty.set()
+                    if self._stopping:
+                        return
+                    await self._writer_lot.park()
+                _, text = self._queue.popleft()
+                await transport.send(text)
+                self.sent += 1
+                if len(self._queue) < self._low:
+                    self._space_lot.unpark_all()
+        except TransportClosed:
+            self._stopping = True
+            self._space_lot.unpark_all()
+        finally:
+            self._empty.set()
+
+    def stop(self) -> None:
+        """Ask the writer to return once the queue is empty."""
+        self._stopping = True
+        self._writer_lot.unpark_all()
+        self._space_lot.unpark_all()
+
+    async def wait_empty(self) -> None:
+        await self._empty.wait()
+
+    def queued(self) -> int:
+        return len(self._queue)

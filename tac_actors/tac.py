@@ -1,0 +1,183 @@
+"""The public entry point: :class:`TAC`, with the reference SDK's names.
+
+A ``TAC`` holds the configuration and the app's callbacks. It does no I/O when it is
+built: services, the supervisor and Orchestrator look-ups start with the server
+(:func:`tac_actors.serve`, the CLI, or :meth:`TAC.run` inside your own nursery).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+import trio
+
+from tac_actors.actors import Digits, ErrorContext, Interruption, PartialUtterance, Utterance
+from tac_actors.actors.agent import Reply
+from tac_actors.config import TACConfig
+from tac_actors.memory import MemoryProvider, NoMemory, TACMemoryResponse
+from tac_actors.session import ConversationSession
+
+__all__ = ["TAC"]
+
+log = logging.getLogger("tac_actors")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+MessageReady = Callable[[str, ConversationSession, TACMemoryResponse], Any]
+
+
+async def _call(fn: Callable[..., Any], *args: Any) -> Any:
+    """Call a sync or async callback; await the result when it is awaitable."""
+    result = fn(*args)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+class TAC:
+    """Twilio Agent Connect on trio: the callbacks of an agent and their configuration.
+
+    Register callbacks with the decorators; every one may be sync or async, and
+    re-registering replaces the previous one.
+
+    * ``on_message_ready(message, session, memory)``: the turn. Return a ``str`` (sent
+      whole), an async iterator of ``str`` (streamed token by token), or ``None`` (send
+      nothing, or send yourself with ``session.send``).
+    * ``on_dtmf(digit, session)``: a key press on a call; same return values. Without it,
+      key presses are logged and dropped.
+    * ``on_partial_prompt(text, session)``: unfinished speech (``partialPrompts`` on).
+    * ``on_interrupt(session, interruption)``: the caller barged in; the reply is already
+      stopped and ``session.history`` holds what they heard.
+    * ``on_conversation_ended(session)``: exactly once per conversation.
+    * ``on_error(exc, context)``: every contained error (failed turn, timeout, hook
+      failure, actor crash, protocol violation), with an :class:`ErrorContext`.
+    """
+
+    def __init__(self, config: TACConfig | Mapping[str, Any] | None = None) -> None:
+        if config is None:
+            config = TACConfig.from_env()
+        elif isinstance(config, Mapping):
+            config = TACConfig(**config)
+        self.config: TACConfig = config
+        self._message_ready: MessageReady | None = None
+        self._dtmf: Callable[..., Any] | None = None
+        self._partial: Callable[..., Any] | None = None
+        self._interrupt: Callable[..., Any] | None = None
+        self._ended: Callable[..., Any] | None = None
+        self._error: Callable[..., Any] | None = None
+        self._handoff: Callable[..., Any] | None = None
+        self._twiml: Callable[..., Any] | None = None
+        self.memory_provider: MemoryProvider = NoMemory()
+        self.agent = _AppAgent(self)
+
+    # -- registration --------------------------------------------------------------------
+
+    def on_message_ready(self, fn: F) -> F:
+        self._message_ready = fn
+        return fn
+
+    def on_dtmf(self, fn: F) -> F:
+        self._dtmf = fn
+        return fn
+
+    def on_partial_prompt(self, fn: F) -> F:
+        self._partial = fn
+        return fn
+
+    def on_interrupt(self, fn: F) -> F:
+        self._interrupt = fn
+        return fn
+
+    def on_conversation_ended(self, fn: F) -> F:
+        self._ended = fn
+        return fn
+
+    def on_error(self, fn: F) -> F:
+        self._error = fn
+        return fn
+
+    def on_handoff(self, fn: F) -> F:
+        """``fn(form) -> str | None``: answer the ConversationRelay action callback.
+        ``form`` is a :class:`~tac_actors.server.routes.ActionCallback`; return TwiML,
+        or ``None`` for the default (hang up)."""
+        self._handoff = fn
+        return fn
+
+    def on_inbound_call(self, fn: F) -> F:
+        """``fn(call) -> ConversationRelayOptions | None``: per-call TwiML options, layered
+        over the configured ones."""
+        self._twiml = fn
+        return fn
+
+    # -- queries -----------------------------------------------------------------------------
+
+    def is_orchestrator_enabled(self) -> bool:
+        """True in Orchestrator mode (a conversation configuration id is set)."""
+        return self.config.orchestrator_enabled
+
+    async def retrieve_memory(self, session: ConversationSession, query: str | None = None
+                              ) -> TACMemoryResponse:
+        """Memory for ``session`` (empty in ConversationRelay-only mode). Never raises for a
+        service failure: it falls back as documented on the memory provider."""
+        return await self.memory_provider.retrieve(session, query)
+
+
+class _AppAgent:
+    """Adapts a :class:`TAC`'s callbacks to the actors' :class:`~tac_actors.actors.Agent`."""
+
+    def __init__(self, tac: TAC) -> None:
+        self._tac = tac
+
+    async def reply(self, message: Utterance, session: ConversationSession) -> Reply:
+        callback = self._tac._message_ready
+        if callback is None:
+            raise RuntimeError("no on_message_ready callback is registered")
+        memory = await self._tac.memory_provider.retrieve(session, message.text)
+        result = await _call(callback, message.text, session, memory)
+        return _check_reply(result, "on_message_ready")
+
+    async def reply_digits(self, digits: Digits, session: ConversationSession) -> Reply:
+        callback = self._tac._dtmf
+        if callback is None:
+            log.info("conversation %s: key %r pressed, no on_dtmf callback: ignored",
+                     session.conversation_id, digits.digit)
+            await trio.lowlevel.checkpoint()
+            return None
+        return _check_reply(await _call(callback, digits.digit, session), "on_dtmf")
+
+    async def partial(self, partial: PartialUtterance, session: ConversationSession) -> None:
+        if self._tac._partial is not None:
+            await _call(self._tac._partial, partial.text, session)
+        else:
+            await trio.lowlevel.checkpoint()
+
+    async def interrupted(self, session: ConversationSession, interruption: Interruption
+                          ) -> None:
+        if self._tac._interrupt is not None:
+            await _call(self._tac._interrupt, session, interruption)
+        else:
+            await trio.lowlevel.checkpoint()
+
+    async def error(self, exc: BaseException, context: ErrorContext) -> None:
+        if self._tac._error is not None:
+            await _call(self._tac._error, exc, context)
+        else:
+            await trio.lowlevel.checkpoint()
+
+    async def ended(self, session: ConversationSession) -> None:
+        if self._tac._ended is not None:
+            await _call(self._tac._ended, session)
+        else:
+            await trio.lowlevel.checkpoint()
+
+
+def _check_reply(result: Any, name: str) -> Reply:
+    if result is None or isinstance(result, str) or hasattr(result, "__aiter__"):
+        return result  # type: ignore[no-any-return]
+    raise TypeError(f"{name} must return a str, None or an async iterator of str, "
+                    f"not {type(result).__name__}")
+
+
