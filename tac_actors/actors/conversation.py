@@ -81,6 +81,7 @@ class ConversationActor:
         self.turn: Turn | None = None
         self._last_turn_id = NO_TURN
         self._finished: Turn | None = None
+        self._crash: BaseException | None = None
         self._draining = False
         self._nursery: trio.Nursery | None = None
         self._idle_since = trio.current_time()
@@ -106,6 +107,8 @@ class ConversationActor:
 
     async def _loop(self) -> None:
         while True:
+            if self._crash is not None:
+                raise self._crash
             if self._finished is not None:
                 turn, self._finished = self._finished, None
                 if await self._after_turn(turn):
@@ -139,8 +142,8 @@ class ConversationActor:
     async def _dispatch(self, message: Message) -> None:
         match message:
             case Utterance():
-                self.session.record("user", message.text, _now())
-                await self._start_turn(lambda: self.agent.reply(message, self.session))
+                await self._start_turn(lambda: self.agent.reply(message, self.session),
+                                       said=message.text)
             case Digits():
                 await self._start_turn(lambda: self.agent.reply_digits(message, self.session))
             case Interruption():
@@ -157,9 +160,12 @@ class ConversationActor:
 
     # -- turns ---------------------------------------------------------------------------
 
-    async def _start_turn(self, work: Callable[[], Awaitable[Reply]]) -> None:
+    async def _start_turn(self, work: Callable[[], Awaitable[Reply]], *,
+                          said: str | None = None) -> None:
         if self.turn is not None:
             await self._preempt(self.turn)
+        if said is not None:
+            self.session.record("user", said, _now())
         timeout = self.policy.turn_timeout
         deadline = math.inf if timeout is None else trio.current_time() + timeout
         turn = Turn(self.cell.next_turn_id(), trio.CancelScope(deadline=deadline))
@@ -182,6 +188,14 @@ class ConversationActor:
         self.outbox.retract(turn.id)
 
     async def _run_turn(self, turn: Turn, work: Callable[[], Awaitable[Reply]]) -> None:
+        try:
+            await self._turn_body(turn, work)
+        except Exception as exc:
+            # handed to the loop, which raises it before it takes another message: so no
+            # message is taken out of the mailbox by an incarnation that is going down
+            self._crash = exc
+
+    async def _turn_body(self, turn: Turn, work: Callable[[], Awaitable[Reply]]) -> None:
         self.cell.stats.turns += 1
         try:
             with turn.scope:

@@ -106,6 +106,9 @@ class ToolRegistry:
         cancelled at once (their ``finally`` blocks run), nothing is returned and
         :class:`trio.Cancelled` propagates as usual.
         """
+        if not calls:
+            await trio.lowlevel.checkpoint()
+            return []
         results: list[ToolResult | None] = [None] * len(calls)
         async with trio.open_nursery() as nursery:
             for index, call in enumerate(calls):

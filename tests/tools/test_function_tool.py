@@ -4,14 +4,16 @@ failures as results, JSON-safe rendering."""
 import enum
 import json
 import uuid
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import attrs
 import pytest
 import trio
 import trio.testing
 
+from tac_actors import tools
 from tac_actors.session import Channel, ConversationSession
 from tac_actors.tools import FunctionTool, ToolResult, create_tool, function_tool
 
@@ -60,7 +62,7 @@ def test_decorator_bare_and_with_options() -> None:
     assert order_status.timeout is None
 
     @function_tool(name="lookup", description="Find it.", timeout=2.5)
-    def getOrderStatus(order_id: str) -> str:  # noqa: N802
+    def getOrderStatus(order_id: str) -> str:
         """Ignored summary."""
         return order_id
 
@@ -74,7 +76,7 @@ def test_description_falls_back_to_name_in_words() -> None:
     def get_order_status() -> None: ...
 
     @function_tool
-    def getOrderStatus() -> None: ...  # noqa: N802
+    def getOrderStatus() -> None: ...
 
     assert get_order_status.description == "Get order status"
     assert getOrderStatus.description == "Get order status"
@@ -83,6 +85,7 @@ def test_description_falls_back_to_name_in_words() -> None:
 def test_bad_name_or_timeout_is_refused() -> None:
     with pytest.raises(ValueError, match="tool name"):
         function_tool(name="has spaces")(lambda: None)
+
     def fine() -> None: ...
 
     with pytest.raises(ValueError, match="timeout must be positive"):
@@ -204,15 +207,17 @@ def typed(
 async def test_strict_scalars() -> None:
     ok = await typed.invoke({"count": 3.0, "ratio": 2, "flag": True, "mode": "slow", "size": "l"})
     assert json.loads(ok.content) == {
-        "count": 3, "ratio": 2.0, "flag": True, "mode": "slow", "size": "l"
+        "count": 3,
+        "ratio": 2.0,
+        "flag": True,
+        "mode": "slow",
+        "size": "l",
     }
-    assert "count: expected an integer, got a string (\"5\")" in await invalid(typed, {"count": "5"})
+    assert 'count: expected an integer, got a string ("5")' in await invalid(typed, {"count": "5"})
     assert "count: expected an integer, got a boolean (true)" in await invalid(
         typed, {"count": True}
     )
-    assert "count: expected an integer, got a number (2.5)" in await invalid(
-        typed, {"count": 2.5}
-    )
+    assert "count: expected an integer, got a number (2.5)" in await invalid(typed, {"count": 2.5})
     assert "ratio: expected a number" in await invalid(typed, {"count": 1, "ratio": "1"})
     assert "flag: expected a boolean" in await invalid(typed, {"count": 1, "flag": 1})
     assert 'mode: expected one of "fast", "slow"' in await invalid(
@@ -343,10 +348,11 @@ async def test_results_are_json_safe(value: Any, content: str) -> None:
 
 
 async def test_create_tool_with_a_hand_written_schema() -> None:
+    required = ["city"]
     schema = {
         "type": "object",
         "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
-        "required": ["city"],
+        "required": required,
     }
     seen: list[Any] = []
 
@@ -355,7 +361,7 @@ async def test_create_tool_with_a_hand_written_schema() -> None:
         return f"{city}: sunny for {days} day(s)"
 
     tool = create_tool("forecast", "The weather.", schema, forecast, timeout=3)
-    schema["required"].append("days")  # the tool keeps its own copy
+    required.append("days")  # the tool keeps its own copy
     assert tool.to_anthropic_format() == {
         "name": "forecast",
         "description": "The weather.",
@@ -381,3 +387,53 @@ async def test_create_tool_open_schema_passes_extras_and_refuses_non_objects() -
     assert json.loads((await tool.invoke({"a": [1]})).content) == {"a": [1]}
     with pytest.raises(ValueError, match="object schema"):
         create_tool("bad", "Bad.", {"type": "string"}, lambda: None)
+
+
+@attrs.frozen
+class Point:
+    x: Annotated[int, "Horizontal"]
+    ys: Annotated[list[int] | None, "Heights"] = None
+
+
+async def test_containers_are_checked_as_json_arrays_and_objects() -> None:
+    @function_tool
+    def take(
+        seq: Sequence[int] = (),
+        tup: tuple[int, ...] = (),
+        labels: set[str] = frozenset(),  # type: ignore[assignment]
+        by_name: Mapping[str, Point] | None = None,
+        anything: Any = None,
+    ) -> str:
+        return repr((seq, tup, labels, by_name, anything))
+
+    good = await take.invoke(
+        {
+            "seq": [1, 2],
+            "tup": [3],
+            "labels": ["a", "a"],
+            "by_name": {"k": {"x": 1, "ys": [2]}},
+            "anything": {"free": ["form"]},
+        }
+    )
+    assert good.content == repr(([1, 2], (3,), {"a"}, {"k": Point(1, [2])}, {"free": ["form"]}))
+    content = await invalid(
+        take,
+        {"seq": "12", "tup": {"a": 1}, "labels": "ab", "by_name": {"k": {"x": "1", "ys": "2"}}},
+    )
+    assert "seq: expected an array, got a string" in content
+    assert "tup: expected an array, got an object" in content
+    assert "labels: expected an array, got a string" in content
+    assert "by_name['k'].x: expected an integer, got a string" in content
+    assert "by_name['k'].ys: expected an array, got a string" in content
+
+
+def test_public_names() -> None:
+    assert sorted(tools.__all__) == [
+        "FunctionTool",
+        "ToolCall",
+        "ToolRegistry",
+        "ToolRegistryStatistics",
+        "ToolResult",
+        "create_tool",
+        "function_tool",
+    ]

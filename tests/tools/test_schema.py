@@ -87,10 +87,13 @@ NULL = {"type": "null"}
         ),
         (set[str], {"type": "array", "items": {"type": "string"}, "uniqueItems": True}),
         (dict[str, int], {"type": "object", "additionalProperties": {"type": "integer"}}),
-        (Mapping[str, list[bool]], {
-            "type": "object",
-            "additionalProperties": {"type": "array", "items": {"type": "boolean"}},
-        }),
+        (
+            Mapping[str, list[bool]],
+            {
+                "type": "object",
+                "additionalProperties": {"type": "array", "items": {"type": "boolean"}},
+            },
+        ),
         (Annotated[int, "ignored here"], {"type": "integer"}),
     ],
 )
