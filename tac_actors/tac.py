@@ -18,6 +18,7 @@ from tac_actors.actors import Digits, ErrorContext, Interruption, PartialUtteran
 from tac_actors.actors.agent import Reply
 from tac_actors.config import TACConfig
 from tac_actors.memory import MemoryProvider, NoMemory, TACMemoryResponse
+from tac_actors.protocol.twiml import ConversationRelayOptions
 from tac_actors.session import ConversationSession
 
 __all__ = ["TAC"]
@@ -25,6 +26,8 @@ __all__ = ["TAC"]
 log = logging.getLogger("tac_actors")
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+DEFAULT_GREETING = "Hello! How can I help you today?"
 
 MessageReady = Callable[[str, ConversationSession, TACMemoryResponse], Any]
 
@@ -56,12 +59,17 @@ class TAC:
       failure, actor crash, protocol violation), with an :class:`ErrorContext`.
     """
 
-    def __init__(self, config: TACConfig | Mapping[str, Any] | None = None) -> None:
+    def __init__(self, config: TACConfig | Mapping[str, Any] | None = None, *,
+                 twiml_options: ConversationRelayOptions | None = None) -> None:
         if config is None:
             config = TACConfig.from_env()
         elif isinstance(config, Mapping):
             config = TACConfig(**config)
         self.config: TACConfig = config
+        #: ``<ConversationRelay>`` attributes for every call (a per-call
+        #: :meth:`on_inbound_call` hook may layer more on top)
+        self.twiml_options = twiml_options or ConversationRelayOptions(
+            welcome_greeting=DEFAULT_GREETING)
         self._message_ready: MessageReady | None = None
         self._dtmf: Callable[..., Any] | None = None
         self._partial: Callable[..., Any] | None = None

@@ -61,6 +61,8 @@ log = logging.getLogger("tac_actors.voice")
 SETUP_TIMEOUT = 10.0
 #: how long queued frames may take to flush when the conversation ends on our side
 FLUSH_TIMEOUT = 2.0
+#: how long closing a socket may take
+CLOSE_TIMEOUT = 1.0
 
 
 def to_message(frame: InboundFrame) -> Message | None:
@@ -151,7 +153,9 @@ class VoiceChannel:
             if not cell.stopped.is_set():
                 cell.hang_up("hangup")
             conn.close()
-            with trio.CancelScope(shield=True):
+            # shielded so a hang-up still closes properly; bounded because a transport
+            # whose peer vanished may never complete a close handshake
+            with trio.CancelScope(shield=True, deadline=trio.current_time() + CLOSE_TIMEOUT):
                 await transport.close(close_code)
 
     async def _await_setup(self, transport: Transport, conn: RelayConnection) -> Setup | None:
