@@ -232,7 +232,7 @@ class ConversationActor:
         if not hasattr(reply, "__aiter__"):
             raise TypeError(f"a reply must be a str, None or an async iterator of str, "
                             f"not {type(reply).__name__}")
-        iterator = reply.__aiter__()
+        iterator: Any = reply.__aiter__()
         if hasattr(iterator, "aclose"):
             async with aclosing(iterator):
                 await self._stream(turn, iterator)

@@ -224,7 +224,9 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook_func(lambda t: t == Mapping[str, str], _str_mapping)
     conv.register_structure_hook_func(lambda t: t is Any, lambda value, _: value)
     for cls in (*_INBOUND.values(), *_OUTBOUND_TYPE):
-        renames = {a.name: override(rename=_camel(a.name)) for a in attrs.fields(cls)}
+        renames: dict[str, Any] = {
+            a.name: override(rename=_camel(a.name)) for a in attrs.fields(cls)
+        }
         conv.register_structure_hook(cls, make_dict_structure_fn(cls, conv, **renames))
         conv.register_unstructure_hook(
             cls,

@@ -144,7 +144,7 @@ def mount(app: QuartTrio, tac: TAC, *, url_prefix: str = "") -> QuartTrio:
                 await websocket.close(1008, "invalid signature")
                 return
         await websocket.accept()
-        await runtime.voice.handle(QuartTransport(websocket._get_current_object()))
+        await runtime.voice.handle(QuartTransport(websocket._get_current_object()))  # type: ignore[attr-defined]
 
     @bp.route(config.voice_action_path, methods=["POST"])
     async def action() -> Response:

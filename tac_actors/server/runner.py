@@ -59,5 +59,4 @@ async def serve(tac: TAC, host: str = "0.0.0.0", port: int = 8000, *,
         await state_of(app).shutdown()
 
     gc.freeze()  # what start-up allocated never needs a cyclic collection again
-    await hypercorn.trio.serve(app, config, shutdown_trigger=trigger,  # type: ignore[arg-type]
-                               task_status=task_status)
+    await hypercorn.trio.serve(app, config, shutdown_trigger=trigger, task_status=task_status)

@@ -205,11 +205,11 @@ async def connect_caller(url: str, *, auth_token: str | None = None, signature: 
     Signs the upgrade with ``auth_token`` (or sends ``signature`` as given), sends
     ``setup`` unless told not to, and closes the socket on exit.
     """
-    headers: list[tuple[str, str]] = []
+    headers: list[tuple[bytes, bytes]] = []
     if signature is None and auth_token is not None:
         signature = sign_url(auth_token, url)
     if signature is not None:
-        headers.append(("X-Twilio-Signature", signature))
+        headers.append((b"X-Twilio-Signature", signature.encode()))
     async with trio_websocket.open_websocket_url(url, extra_headers=headers) as ws:
         caller = SimulatedCaller(_ClientTransport(ws), **caller_options)
         try:

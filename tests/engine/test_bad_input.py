@@ -86,7 +86,7 @@ async def test_fatal_frames_close_the_call_only(clock: object, case: str, frame:
 
 
 async def test_many_bad_frames_in_a_row_close_1007(clock: object) -> None:
-    tac, rec = echo_tac()
+    tac, _ = echo_tac()
     async with open_harness(tac) as h, h.call() as caller:
         for _ in range(MAX_CONSECUTIVE_BAD):
             await caller.send_raw("garbage")

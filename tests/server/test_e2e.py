@@ -69,39 +69,24 @@ async def test_many_concurrent_calls_are_isolated() -> None:
     assert results == {n * 10 + t: f"echo: {n}-{t}" for n in range(20) for t in range(3)}
 
 
-async def test_shutdown_closes_live_calls_1001() -> None:
+async def test_shutdown_drains_and_closes_live_calls_1001() -> None:
+    from functools import partial
+
+    from tac_actors.server import serve
+
     tac = echo()
-    async with connect_and_shutdown(tac) as code:
-        pass
-    assert code == [1001]
-
-
-class connect_and_shutdown:  # noqa: N801 - reads as a context manager
-    """Open a call, then shut the server down while it is live; record the close code."""
-
-    def __init__(self, tac: TAC) -> None:
-        self.tac = tac
-        self.codes: list[int | None] = []
-
-    async def __aenter__(self) -> list[int | None]:
-        from functools import partial
-
-        from tac_actors.server import serve
-
-        stop = trio.Event()
-        with trio.fail_after(20):
-            async with trio.open_nursery() as nursery:
-                binds = await nursery.start(partial(serve, self.tac, "127.0.0.1", 0,
-                                                    shutdown_trigger=stop.wait))
-                async with connect_caller(ws_url(binds[0])) as caller:
-                    await caller.say("hi")
-                    await caller.read_reply()
-                    stop.set()
-                    self.codes.append(await caller.wait_closed())
-        return self.codes
-
-    async def __aexit__(self, *exc: object) -> None:
-        await trio.lowlevel.checkpoint()
+    rec = Recorder().attach(tac)
+    stop = trio.Event()
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            binds = await nursery.start(partial(serve, tac, "127.0.0.1", 0,
+                                                shutdown_trigger=stop.wait))
+            async with connect_caller(ws_url(binds[0])) as caller:
+                await caller.say("hi")
+                await caller.read_reply()
+                stop.set()
+                assert await caller.wait_closed() == 1001
+    assert len(rec.ended) == 1
 
 
 # -- signatures -------------------------------------------------------------------------
