@@ -143,8 +143,6 @@ class VoiceChannel:
                 if not cell.stopped.is_set():
                     cell.hang_up("protocol" if code else "hangup")
                 await cell.wait_stopped()
-                if cell.stop_reason == "shutdown" and close_code == 1000:
-                    close_code = 1001
                 outbox.stop()
                 with trio.move_on_after(FLUSH_TIMEOUT):
                     await outbox.wait_empty()
@@ -152,6 +150,8 @@ class VoiceChannel:
         finally:
             if not cell.stopped.is_set():
                 cell.hang_up("hangup")
+            if cell.stop_reason == "shutdown" and close_code == 1000:
+                close_code = 1001  # going away: Twilio may retry elsewhere
             conn.close()
             # shielded so a hang-up still closes properly; bounded because a transport
             # whose peer vanished may never complete a close handshake

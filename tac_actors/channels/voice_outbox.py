@@ -110,7 +110,11 @@ class VoiceOutbox:
 
     async def run(self, transport: Transport) -> None:
         """Write queued frames in order until :meth:`stop` and the queue is empty, or the
-        transport closes. Cancelling it drops what is still queued."""
+        transport closes. Cancelling it drops what is still queued.
+
+        When the transport offers ``send_many``, everything queued goes out in one write.
+        """
+        send_many = getattr(transport, "send_many", None)
         try:
             while True:
                 while not self._queue:
@@ -118,9 +122,15 @@ class VoiceOutbox:
                     if self._stopping:
                         return
                     await self._writer_lot.park()
-                _, text = self._queue.popleft()
-                await transport.send(text)
-                self.sent += 1
+                if send_many is not None and len(self._queue) > 1:
+                    batch = [text for _, text in self._queue]
+                    self._queue.clear()
+                    await send_many(batch)
+                    self.sent += len(batch)
+                else:
+                    _, text = self._queue.popleft()
+                    await transport.send(text)
+                    self.sent += 1
                 if len(self._queue) < self._low:
                     self._space_lot.unpark_all()
         except TransportClosed:

@@ -11,17 +11,25 @@ from __future__ import annotations
 import gc
 import logging
 from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Literal
 
 import hypercorn.config
 import hypercorn.trio
 import trio
+from websockets.http11 import Request
 
+from tac_actors.protocol.signature import public_url
 from tac_actors.server.app import create_app, state_of
+from tac_actors.server.fastws import FastTransport, FrontDoor
 from tac_actors.tac import TAC
 
 __all__ = ["hypercorn_config", "serve"]
 
 log = logging.getLogger("tac_actors.server")
+
+#: after a drain, how long sockets get to finish their close handshakes
+FINISH_CLOSES = 3.0
 
 
 def hypercorn_config(tac: TAC, host: str, port: int) -> hypercorn.config.Config:
@@ -44,19 +52,75 @@ def hypercorn_config(tac: TAC, host: str, port: int) -> hypercorn.config.Config:
 
 
 async def serve(tac: TAC, host: str = "0.0.0.0", port: int = 8000, *,
+                engine: Literal["fast", "hypercorn"] = "fast",
                 shutdown_trigger: Callable[[], Awaitable[None]] | None = None,
                 task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
-    """Serve ``tac`` until ``shutdown_trigger`` returns (or forever)."""
-    app = create_app(tac)
-    config = hypercorn_config(tac, host, port)
+    """Serve ``tac`` until ``shutdown_trigger`` returns (or forever).
 
-    async def trigger() -> None:
+    ``engine="fast"`` (the default) serves voice WebSockets on our own trio code and
+    hands every other request to hypercorn (see :mod:`tac_actors.server.fastws`);
+    ``engine="hypercorn"`` lets hypercorn serve everything.
+    """
+    app = create_app(tac)
+    state = state_of(app)
+
+    async def drain_after_trigger() -> None:
         if shutdown_trigger is None:
             await trio.sleep_forever()
         else:
             await shutdown_trigger()
         log.info("shutting down: draining conversations")
-        await state_of(app).shutdown()
+        await state.shutdown()
 
-    gc.freeze()  # what start-up allocated never needs a cyclic collection again
-    await hypercorn.trio.serve(app, config, shutdown_trigger=trigger, task_status=task_status)
+    if engine == "hypercorn":
+        gc.freeze()
+        await hypercorn.trio.serve(app, hypercorn_config(tac, host, port),
+                                   shutdown_trigger=drain_after_trigger,
+                                   task_status=task_status)
+        return
+
+    internal_stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        internal = await nursery.start(partial(
+            hypercorn.trio.serve, app, hypercorn_config(tac, "127.0.0.1", 0),
+            shutdown_trigger=internal_stop.wait))
+        internal_host, _, internal_port = internal[0].split("://", 1)[1].rpartition(":")
+        runtime = state.require_runtime()
+
+        async def serve_socket(transport: FastTransport, request: Request) -> None:
+            if state.validator is not None:
+                url = public_url(scheme="ws", host=request.headers.get("Host", host),
+                                 path_and_query=request.path, headers=dict(request.headers),
+                                 public_domain=tac.config.voice_public_domain, websocket=True)
+                if not state.validator.validate_websocket(
+                        url, request.headers.get("X-Twilio-Signature")):
+                    log.warning("WebSocket upgrade with a bad or missing X-Twilio-Signature: "
+                                "1008")
+                    await transport.close(1008, "invalid signature")
+                    return
+            await runtime.voice.handle(transport)
+
+        door = FrontDoor(voice_path=tac.config.voice_websocket_path,
+                         internal=(internal_host, int(internal_port)),
+                         max_frame_bytes=tac.config.max_frame_bytes, serve_socket=serve_socket)
+        listeners = await trio.open_tcp_listeners(port, host=host, backlog=4096)
+        bound = listeners[0].socket.getsockname()
+        listening = trio.CancelScope()
+        nursery.start_soon(_serve_until, listeners, door, listening)
+        gc.freeze()  # what start-up allocated never needs a cyclic collection again
+        task_status.started([f"http://{_host_for_url(bound[0])}:{bound[1]}"])
+        await drain_after_trigger()
+        with trio.move_on_after(FINISH_CLOSES):
+            await door.wait_no_calls()  # drained calls finish their close handshakes
+        listening.cancel()
+        internal_stop.set()
+
+
+async def _serve_until(listeners: list[trio.SocketListener], door: FrontDoor,
+                       scope: trio.CancelScope) -> None:
+    with scope:
+        await trio.serve_listeners(door.handle, listeners)
+
+
+def _host_for_url(host: str) -> str:
+    return f"[{host}]" if ":" in host else host

@@ -16,7 +16,7 @@ from tac_actors.protocol import End, Text
 from tac_actors.protocol.signature import compute_signature
 from tac_actors.testing import CallEnded, Recorder, connect_caller, token_stream
 
-from .conftest import running, ws_url
+from .conftest import ENGINE, running, ws_url
 
 TOKEN = "test-auth-token"
 
@@ -79,7 +79,7 @@ async def test_shutdown_drains_and_closes_live_calls_1001() -> None:
     stop = trio.Event()
     with trio.fail_after(20):
         async with trio.open_nursery() as nursery:
-            binds = await nursery.start(partial(serve, tac, "127.0.0.1", 0,
+            binds = await nursery.start(partial(serve, tac, "127.0.0.1", 0, engine=ENGINE[0],
                                                 shutdown_trigger=stop.wait))
             async with connect_caller(ws_url(binds[0])) as caller:
                 await caller.say("hi")

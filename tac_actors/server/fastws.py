@@ -1,0 +1,270 @@
+"""The fast path for voice: ConversationRelay sockets served by our own trio code.
+
+wsproto (under hypercorn and trio-websocket) costs two to three times the reference's
+per-frame CPU before any of our logic runs (shared/PERFORMANCE.md). The ``websockets``
+package's sans-IO ``ServerProtocol`` (C speedups for masking and UTF-8) driven straight
+from a trio stream beats it, so the public port is owned by a small front door:
+
+* a WebSocket upgrade to the voice path is served here, in-process, through
+  :class:`FastTransport`;
+* any other request (TwiML, webhooks, callbacks, health, a user's own routes) is spliced
+  byte for byte to the quart-trio app, which hypercorn serves on a private loopback port.
+
+So one port serves everything, the quart app stays the single place where HTTP routes
+live, and the actors and protocol code do not know which engine carries a call.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+
+import trio
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Request
+from websockets.protocol import State
+from websockets.server import ServerProtocol
+
+from tac_actors.channels.transport import TransportClosed
+
+__all__ = ["FastTransport", "FrontDoor"]
+
+log = logging.getLogger("tac_actors.server")
+
+MAX_HEAD = 16 * 1024
+HEAD_TIMEOUT = 10.0
+RECEIVE_SIZE = 65536
+
+
+class FastTransport:
+    """A server-side WebSocket over a trio stream, via ``websockets``' sans-IO protocol.
+
+    One task may send while another receives: writes (ours, and the protocol's own pongs
+    and close echoes) go through one lock, so frames never interleave.
+    """
+
+    def __init__(self, stream: trio.abc.Stream, protocol: ServerProtocol) -> None:
+        self._stream = stream
+        self._proto = protocol
+        self._messages: deque[str | bytes] = deque()
+        self._fragments: list[bytes] = []
+        self._fragment_text = False
+        self._lock = trio.StrictFIFOLock()
+        self._eof = False
+        self._closed = False
+
+    def _closed_error(self) -> TransportClosed:
+        rcvd = self._proto.close_rcvd
+        return TransportClosed(rcvd.code if rcvd else 1006, rcvd.reason if rcvd else "")
+
+    async def receive(self) -> str | bytes:
+        while not self._messages:
+            if self._eof or self._proto.state is State.CLOSED or self._proto.close_rcvd:
+                await trio.lowlevel.checkpoint()
+                raise self._closed_error()
+            try:
+                data = await self._stream.receive_some(RECEIVE_SIZE)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                data = b""
+            if data:
+                self._proto.receive_data(data)
+            else:
+                self._eof = True
+                self._proto.receive_eof()
+            self._collect()
+            await self._flush()
+        return self._messages.popleft()
+
+    def _collect(self) -> None:
+        for event in self._proto.events_received():
+            if not isinstance(event, Frame):
+                continue
+            opcode = event.opcode
+            if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
+                self._fragment_text = opcode is Opcode.TEXT
+                self._fragments = [bytes(event.data)]
+            elif opcode is Opcode.CONT:
+                self._fragments.append(bytes(event.data))
+            else:
+                continue
+            if event.fin:
+                data = b"".join(self._fragments)
+                self._fragments = []
+                if self._fragment_text:
+                    try:
+                        self._messages.append(data.decode())
+                    except UnicodeDecodeError:
+                        self._proto.fail(1007, "invalid UTF-8")
+                else:
+                    self._messages.append(data)
+        if self._proto.parser_exc is not None and not self._messages:
+            self._eof = True
+
+    async def _flush(self) -> None:
+        chunks = self._proto.data_to_send()
+        if not chunks:
+            return
+        payload = b"".join(chunks)
+        async with self._lock:
+            try:
+                if payload:
+                    await self._stream.send_all(payload)
+                if chunks[-1] == b"":  # the protocol asks for the TCP connection to end
+                    await self._stream.aclose()
+                    self._eof = True
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                self._eof = True
+                raise TransportClosed(1006, "peer vanished") from None
+
+    async def send(self, text: str) -> None:
+        if self._proto.state is not State.OPEN:
+            await trio.lowlevel.checkpoint()
+            raise self._closed_error()
+        self._proto.send_text(text.encode())
+        await self._flush()
+
+    async def send_many(self, texts: list[str]) -> None:
+        """Send several text frames with one write (the outbox drains in batches)."""
+        if self._proto.state is not State.OPEN:
+            await trio.lowlevel.checkpoint()
+            raise self._closed_error()
+        for text in texts:
+            self._proto.send_text(text.encode())
+        await self._flush()
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        if self._closed:
+            await trio.lowlevel.checkpoint()
+            return
+        self._closed = True
+        try:
+            if self._proto.state is State.OPEN:
+                self._proto.send_close(code, reason)
+                await self._flush()
+                # give the peer a moment to answer the close, then drop the connection
+                with trio.move_on_after(1.0):
+                    while not self._eof:
+                        await self.receive()
+        except TransportClosed:
+            pass
+        finally:
+            await self._stream.aclose()
+
+
+def _parse_head(head: bytes) -> tuple[str, str, dict[str, str]] | None:
+    try:
+        text = head.decode("latin-1")
+        request_line, *lines = text.split("\r\n")
+        method, target, _ = request_line.split(" ", 2)
+    except ValueError:
+        return None
+    headers: dict[str, str] = {}
+    for line in lines:
+        name, sep, value = line.partition(":")
+        if sep:
+            headers[name.strip().lower()] = value.strip()
+    return method, target, headers
+
+
+class FrontDoor:
+    """Accepts connections on the public port and routes each one (see the module doc).
+
+    ``voice_path`` is the WebSocket path served fast; ``serve_socket`` handles one
+    accepted WebSocket (``request`` is the upgrade, for signature checks) and returns
+    when the call is over; ``internal`` is the (host, port) of hypercorn.
+    """
+
+    def __init__(self, *, voice_path: str, internal: tuple[str, int], max_frame_bytes: int,
+                 serve_socket: Callable[[FastTransport, Request], object]) -> None:
+        self.voice_path = voice_path
+        self.internal = internal
+        self.max_frame_bytes = max_frame_bytes
+        self.serve_socket = serve_socket
+        self.connections = 0
+        self.calls = 0
+        self._no_calls = trio.Event()
+        self._no_calls.set()
+
+    async def wait_no_calls(self) -> None:
+        """Wait until no voice socket is being served (used to finish a drain)."""
+        await self._no_calls.wait()
+
+    async def handle(self, stream: trio.SocketStream) -> None:
+        """Serve one accepted TCP connection until it closes."""
+        self.connections += 1
+        try:
+            buffer = b""
+            with trio.move_on_after(HEAD_TIMEOUT):
+                while b"\r\n\r\n" not in buffer and len(buffer) < MAX_HEAD:
+                    data = await stream.receive_some(RECEIVE_SIZE)
+                    if not data:
+                        return
+                    buffer += data
+            if b"\r\n\r\n" not in buffer:
+                return
+            head = buffer.split(b"\r\n\r\n", 1)[0]
+            parsed = _parse_head(head)
+            if parsed is not None and self._is_voice_upgrade(*parsed):
+                await self._serve_websocket(stream, buffer)
+            else:
+                await self._splice(stream, buffer)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        finally:
+            self.connections -= 1
+            with trio.CancelScope(shield=True):
+                await stream.aclose()
+
+    def _is_voice_upgrade(self, method: str, target: str, headers: dict[str, str]) -> bool:
+        return (method == "GET" and target.split("?", 1)[0] == self.voice_path
+                and headers.get("upgrade", "").lower() == "websocket")
+
+    async def _serve_websocket(self, stream: trio.SocketStream, buffer: bytes) -> None:
+        protocol = ServerProtocol(max_size=self.max_frame_bytes * 4)
+        protocol.receive_data(buffer)
+        events = protocol.events_received()
+        if not events or not isinstance(events[0], Request):
+            protocol.send_response(protocol.reject(400, "bad WebSocket upgrade\n"))
+            await stream.send_all(b"".join(protocol.data_to_send()))
+            return
+        request = events[0]
+        response = protocol.accept(request)
+        protocol.send_response(response)
+        transport = FastTransport(stream, protocol)
+        await transport._flush()
+        if response.status_code != 101:
+            return
+        self.calls += 1
+        self._no_calls = trio.Event() if self._no_calls.is_set() else self._no_calls
+        try:
+            result = self.serve_socket(transport, request)
+            if hasattr(result, "__await__"):
+                await result
+        finally:
+            self.calls -= 1
+            if not self.calls:
+                self._no_calls.set()
+
+    async def _splice(self, client: trio.SocketStream, buffer: bytes) -> None:
+        """Pass the connection to hypercorn untouched, in both directions."""
+        upstream = await trio.open_tcp_stream(*self.internal)
+        async with upstream:
+            await upstream.send_all(buffer)
+            async with trio.open_nursery() as nursery:
+
+                async def up() -> None:
+                    try:
+                        while data := await client.receive_some(RECEIVE_SIZE):
+                            await upstream.send_all(data)
+                        await upstream.send_eof()
+                    except (trio.BrokenResourceError, trio.ClosedResourceError):
+                        nursery.cancel_scope.cancel()
+
+                nursery.start_soon(up)
+                try:
+                    while data := await upstream.receive_some(RECEIVE_SIZE):
+                        await client.send_all(data)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    pass
+                nursery.cancel_scope.cancel()
