@@ -1,54 +1,141 @@
 """The running half of a :class:`~tac_actors.TAC`: supervisor, channels and services.
 
 A :class:`Runtime` exists while a server (or a test harness) runs. It is the one place
-where the app's callbacks, the actors and the channels are wired together, so the HTTP
-server, the CLI and the test kit all assemble the same thing.
+where the app's callbacks, the actors, the channels and the Twilio services are wired
+together, so the HTTP server, the CLI and the test kit all assemble the same thing.
+
+In Orchestrator mode, opening the runtime opens the service clients and fetches the
+conversation configuration (a failure is an :class:`OrchestratorConfigError` naming the
+setting); memory then comes from Conversation Memory with its fallbacks.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
-from tac_actors.actors import ActorCell, Supervisor, SupervisorStatistics
+import trio
+
+from tac_actors.actors import ActorCell, SessionUpdate, Supervisor, SupervisorStatistics
 from tac_actors.channels.voice import VoiceChannel
-from tac_actors.session import ConversationSession
+from tac_actors.memory.retrieval import OrchestratorMemory, fetch_orchestrator_config
+from tac_actors.services import ServiceError, TwilioServices
+from tac_actors.session import AuthorInfo, ConversationSession
 from tac_actors.tac import TAC
 
 __all__ = ["Runtime"]
 
 log = logging.getLogger("tac_actors")
 
+#: how a voice call finds its Orchestrator conversation: tries, first and largest delay
+LINK_ATTEMPTS = 10
+LINK_DELAYS = (0.25, 1.5)
+
 
 class Runtime:
-    """Supervisor + channels for one :class:`TAC`. Build it with :meth:`open`."""
+    """Supervisor + channels (+ services in Orchestrator mode) for one :class:`TAC`."""
 
-    def __init__(self, tac: TAC, supervisor: Supervisor) -> None:
+    def __init__(self, tac: TAC, supervisor: Supervisor,
+                 services: TwilioServices | None = None) -> None:
         self.tac = tac
         self.supervisor = supervisor
+        self.services = services
         self.voice = VoiceChannel(supervisor, tac.agent, policy=tac.config.voice_policy,
                                   max_frame_bytes=tac.config.max_frame_bytes,
-                                  on_session=self._track_call)
+                                  on_session=self._track_call,
+                                  linker=self._link_voice if services is not None else None)
         self._calls: dict[str, ActorCell] = {}
+        self._linked: dict[str, trio.Event] = {}
 
     @classmethod
     @asynccontextmanager
     async def open(cls, tac: TAC) -> AsyncIterator[Runtime]:
-        """Run the supervisor for the block. On the way out running turns get
+        """Run the runtime for the block. On the way out running turns get
         ``config.shutdown_grace`` seconds, then everything is cancelled; every
         ``on_conversation_ended`` has run when the block exits."""
         config = tac.config
-        async with Supervisor.open(restart_limit=config.restart_limit,
-                                   shutdown_grace=config.shutdown_grace) as supervisor:
-            runtime = cls(tac, supervisor)
-            if not config.orchestrator_enabled:
+        async with AsyncExitStack() as stack:
+            services: TwilioServices | None = None
+            if config.orchestrator_enabled:
+                services = await stack.enter_async_context(TwilioServices.open(config))
+                store_id = await fetch_orchestrator_config(services, config)
+                tac.memory_provider = OrchestratorMemory(services, config, store_id,
+                                                         mode=tac.memory_mode)
+                log.info("Orchestrator mode: configuration %s, memory store %s, memory %s",
+                         config.conversation_configuration_id, store_id, tac.memory_mode)
+            else:
                 log.info("ConversationRelay-only mode: voice only, empty memory")
-            yield runtime
+            tac.services = services
+            supervisor = await stack.enter_async_context(Supervisor.open(
+                restart_limit=config.restart_limit, shutdown_grace=config.shutdown_grace))
+            try:
+                yield cls(tac, supervisor, services)
+            finally:
+                tac.services = None
 
     def _track_call(self, session: ConversationSession, cell: ActorCell) -> None:
         if session.call_sid:
             self._calls[session.call_sid] = cell
+            if self.services is not None:
+                self._linked[session.call_sid] = trio.Event()
+
+    async def _link_voice(self, session: ConversationSession, cell: ActorCell) -> None:
+        """Find the Orchestrator conversation Twilio created for this call (its channel id
+        is the CallSid), then tell the actor who the participants are."""
+        assert self.services is not None
+        call = session.call_sid or ""
+        done = self._linked.setdefault(call, trio.Event())  # set by _track_call first
+        try:
+            await self._find_conversation(session, cell, call)
+        finally:
+            done.set()
+            self._linked.pop(call, None)
+
+    async def wait_linked(self, call_sid: str) -> None:
+        """Wait until a call's Orchestrator look-up has finished (found or not); returns at
+        once when none is running."""
+        event = self._linked.get(call_sid)
+        if event is None:
+            await trio.lowlevel.checkpoint()
+        else:
+            await event.wait()
+
+    async def _find_conversation(self, session: ConversationSession, cell: ActorCell,
+                                 call: str) -> None:
+        assert self.services is not None
+        orchestrator = self.services.orchestrator
+        delay, largest = LINK_DELAYS
+        try:
+            for _ in range(LINK_ATTEMPTS):
+                page = await orchestrator.list_conversations(channel_id=call, status=["ACTIVE"])
+                if len(page.items) == 1:
+                    break
+                await trio.sleep(delay)
+                delay = min(delay * 2, largest)
+            else:
+                log.info("call %s: no Orchestrator conversation found; memory is looked up "
+                         "by the caller's number", call)
+                return
+            conversation = page.items[0]
+            changes: dict[str, object] = {"conversation_id": conversation.id}
+            for participant in (await orchestrator.list_participants(conversation.id)).items:
+                address = participant.addresses[0].address if participant.addresses else ""
+                if participant.type == "CUSTOMER":
+                    changes["author_info"] = AuthorInfo(address, participant.id)
+                    if participant.profile_id:
+                        changes["profile_id"] = participant.profile_id
+                elif participant.type in ("AI_AGENT", "AGENT"):
+                    changes["ai_agent_info"] = AuthorInfo(address, participant.id)
+        except ServiceError as exc:
+            log.warning("call %s: Orchestrator look-up failed (%s); going on without it",
+                        call, exc)
+            return
+        log.info("call %s linked to Orchestrator conversation %s", call, conversation.id)
+        try:
+            await cell.send(SessionUpdate(changes))
+        except trio.ClosedResourceError:
+            pass  # the call ended meanwhile
 
     def session_by_call_sid(self, call_sid: str) -> ConversationSession | None:
         """The live session of a call, or ``None`` once it has ended."""

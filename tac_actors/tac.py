@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
 
@@ -20,6 +20,9 @@ from tac_actors.config import TACConfig
 from tac_actors.memory import MemoryProvider, NoMemory, TACMemoryResponse
 from tac_actors.protocol.twiml import ConversationRelayOptions
 from tac_actors.session import ConversationSession
+
+if TYPE_CHECKING:
+    from tac_actors.services import TwilioServices
 
 __all__ = ["TAC"]
 
@@ -60,7 +63,8 @@ class TAC:
     """
 
     def __init__(self, config: TACConfig | Mapping[str, Any] | None = None, *,
-                 twiml_options: ConversationRelayOptions | None = None) -> None:
+                 twiml_options: ConversationRelayOptions | None = None,
+                 memory_mode: str = "once") -> None:
         if config is None:
             config = TACConfig.from_env()
         elif isinstance(config, Mapping):
@@ -78,7 +82,13 @@ class TAC:
         self._error: Callable[..., Any] | None = None
         self._handoff: Callable[..., Any] | None = None
         self._twiml: Callable[..., Any] | None = None
+        #: Orchestrator mode: ``"once"`` fetches memory on the first turn of a
+        #: conversation and caches it, ``"always"`` on every turn (with the message as the
+        #: query), ``"never"`` hands callbacks empty memory (use :meth:`retrieve_memory`)
+        self.memory_mode = memory_mode
         self.memory_provider: MemoryProvider = NoMemory()
+        #: the Twilio service clients while the server runs in Orchestrator mode
+        self.services: TwilioServices | None = None
         self.agent = _AppAgent(self)
 
     # -- registration --------------------------------------------------------------------
@@ -176,6 +186,9 @@ class _AppAgent:
             await trio.lowlevel.checkpoint()
 
     async def ended(self, session: ConversationSession) -> None:
+        forget = getattr(self._tac.memory_provider, "forget", None)
+        if forget is not None:
+            forget(session.conversation_id)
         if self._tac._ended is not None:
             await _call(self._tac._ended, session)
         else:

@@ -14,6 +14,7 @@ from tac_actors.actors.messages import (
     Interruption,
     Message,
     PartialUtterance,
+    SessionUpdate,
     Utterance,
 )
 from tac_actors.actors.outbox import Outbox
@@ -46,6 +47,7 @@ __all__ = [
     "Outbox",
     "PartialUtterance",
     "Reply",
+    "SessionUpdate",
     "Supervisor",
     "SupervisorStatistics",
     "TurnTimeout",

@@ -39,6 +39,7 @@ from tac_actors.actors.messages import (
     Interruption,
     Message,
     PartialUtterance,
+    SessionUpdate,
     Utterance,
     is_urgent,
 )
@@ -154,6 +155,9 @@ class ConversationActor:
                 log.warning("conversation %s: channel reported an error: %s",
                             self.session.conversation_id, message.description)
                 await self._report(ChannelReportedError(message.description), "channel")
+            case SessionUpdate():
+                for name, value in message.changes.items():
+                    setattr(self.session, name, value)
             case Drain():
                 self._draining = True
                 self.cell.note_stop("shutdown")

@@ -19,6 +19,7 @@ __all__ = [
     "Interruption",
     "Message",
     "PartialUtterance",
+    "SessionUpdate",
     "Utterance",
 ]
 
@@ -68,13 +69,23 @@ class ChannelError:
 
 
 @attrs.frozen
+class SessionUpdate:
+    """Set session fields (e.g. the Orchestrator conversation found after ``setup``).
+    Applied by the actor, so callbacks never see a session change under them mid-await."""
+
+    changes: dict[str, Any] = attrs.field(eq=False)
+
+
+@attrs.frozen
 class Drain:
     """Shutdown: finish the running turn, start no new one, then stop."""
 
 
-Message: TypeAlias = Utterance | PartialUtterance | Digits | Interruption | ChannelError | Drain
+Message: TypeAlias = (
+    Utterance | PartialUtterance | Digits | Interruption | ChannelError | SessionUpdate | Drain
+)
 
-URGENT: Final = (Interruption, ChannelError, Drain)
+URGENT: Final = (Interruption, ChannelError, SessionUpdate, Drain)
 
 
 def is_urgent(message: object) -> bool:

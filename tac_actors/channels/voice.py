@@ -18,7 +18,7 @@ How the socket ends:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import trio
@@ -101,13 +101,15 @@ class VoiceChannel:
 
     def __init__(self, supervisor: Supervisor, agent: Agent, *, policy: ChannelPolicy,
                  max_frame_bytes: int = 64 * 1024,
-                 on_session: Callable[[ConversationSession, ActorCell], None] | None = None
+                 on_session: Callable[[ConversationSession, ActorCell], None] | None = None,
+                 linker: Callable[[ConversationSession, ActorCell], Awaitable[None]] | None = None
                  ) -> None:
         self.supervisor = supervisor
         self.agent = agent
         self.policy = policy
         self.max_frame_bytes = max_frame_bytes
         self._on_session = on_session
+        self._linker = linker
 
     async def handle(self, transport: Transport) -> None:
         """Serve one call on ``transport`` until it ends. Never raises for anything the
@@ -135,6 +137,9 @@ class VoiceChannel:
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(outbox.run, transport)
+                if self._linker is not None:
+                    # off the turn path: the first turn does not wait for the look-up
+                    nursery.start_soon(self._linker, session, cell)
                 with trio.CancelScope() as reading:
                     nursery.start_soon(_cancel_when_stopped, cell, reading)
                     code = await self._read(transport, conn, cell, call)
