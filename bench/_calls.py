@@ -18,13 +18,21 @@ from trio_websocket import (
     ConnectionClosed,
     ConnectionRejected,
     ConnectionTimeout,
+    DisconnectionTimeout,
     HandshakeError,
     WebSocketConnection,
     open_websocket_url,
 )
 
 MODES = ("closed", "paced", "stream", "bargein", "idle")
-ERROR_KINDS = ("connect_failed", "connect_rejected", "connect_timeout", "closed", "turn_timeout")
+ERROR_KINDS = (
+    "connect_failed",
+    "connect_rejected",
+    "connect_timeout",
+    "closed",
+    "turn_timeout",
+    "close_timeout",
+)
 
 
 @dataclass
@@ -39,6 +47,7 @@ class Config:
     connect_timeout: float = 10.0
     barge_after: float = 0.020
     quiet_wait: float = 0.050
+    queue_size: int = 1
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
 
 
@@ -108,6 +117,7 @@ async def run_call(cfg: Config, index: int, rec: Recorder, gates: Gates, seed: i
             extra_headers=cfg.headers,
             connect_timeout=cfg.connect_timeout,
             disconnect_timeout=5.0,
+            message_queue_size=cfg.queue_size,
         ) as ws:
             gates.connect_slots.release()
             released = True
@@ -130,6 +140,8 @@ async def run_call(cfg: Config, index: int, rec: Recorder, gates: Gates, seed: i
         rec.errors["connect_rejected"] += 1
     except ConnectionTimeout:
         rec.errors["connect_timeout"] += 1
+    except DisconnectionTimeout:
+        rec.errors["close_timeout"] += 1
     except (HandshakeError, OSError):
         rec.errors["connect_failed"] += 1
     except ConnectionClosed:

@@ -54,6 +54,7 @@ def format_table(doc: dict[str, Any]) -> str:
     if srv["pid"] is not None:
         lines.append(
             f"  {'server pid ' + str(srv['pid']):<24} cpu/turn {fmt(srv['cpu_ms_per_turn'], 3)} ms"
+            f" (sched {fmt(srv.get('cpu_sched_ms_per_turn'), 3)})"
             f"  util {fmt(srv['cpu_util'])}  rss {srv['rss_before_kb']} -> "
             f"{srv['rss_connected_kb']} KB = {fmt(srv['rss_per_call_kb'])} KB/call"
         )

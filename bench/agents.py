@@ -1,21 +1,46 @@
-"""Bench agents for OUR server, loaded by ``tac-actors serve bench/agents.py:<name>``.
+"""Bench agents for our server: ``tac-actors serve bench/agents.py:echo_tac`` (or
+``stream_tac``), matching ``bench/reference_server.py`` behaviour for behaviour.
 
-TODO(lead): define these with the tac_actors API. ``bench/side_by_side.py`` starts
-``.venv/bin/tac-actors serve bench/agents.py:{agent}_tac --port {port}`` and expects
-the same behaviour as ``bench/reference_server.py`` and ``bench/toy_server.py``:
-
-``echo_tac``
-    Answers every prompt with one frame ``{"type":"text","token":"echo: <prompt>","last":true}``.
-
-``stream_tac``
-    Streams ``BENCH_STREAM_TOKENS`` (default 30) tokens ``"tok0 "``, ``"tok1 "``, ... with
-    ``last: false``, ``BENCH_TOKEN_DELAY_MS`` (default 0) apart, then an empty ``last: true``.
-    Read both environment variables when the reply starts (the bench sets them per scenario).
-    An ``interrupt`` must stop the reply and be acknowledged with an empty ``text`` frame with
-    ``last: true`` (also when no reply is in flight, as the reference does).
-
-Both
-    Voice WebSocket at ``/ws`` on 127.0.0.1; ``X-Twilio-Signature`` validated with the auth
-    token from the ``TWILIO_AUTH_TOKEN`` environment variable (the bench signs
-    ``ws://127.0.0.1:<port>/ws``); log at WARNING or quieter (the reference runs at WARNING).
+``echo_tac`` answers every prompt with one frame ``echo: <prompt>`` (``last: true``).
+``stream_tac`` streams ``BENCH_STREAM_TOKENS`` (default 30) tokens ``tok0 ``, ``tok1 ``...
+``BENCH_TOKEN_DELAY_MS`` (default 0) apart, then an empty ``last: true``. Both read
+``TWILIO_AUTH_TOKEN`` (the bench signs every upgrade) and log at WARNING, as the
+reference does in the bench.
 """
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+
+import trio
+
+from tac_actors import TAC, ConversationSession, TACConfig, TACMemoryResponse
+
+
+def _config() -> TACConfig:
+    return TACConfig.from_env(log_level="WARNING")
+
+
+echo_tac = TAC(_config())
+stream_tac = TAC(_config())
+
+
+@echo_tac.on_message_ready
+async def echo(message: str, session: ConversationSession, memory: TACMemoryResponse) -> str:
+    return f"echo: {message}"
+
+
+@stream_tac.on_message_ready
+async def stream(message: str, session: ConversationSession,
+                 memory: TACMemoryResponse) -> AsyncIterator[str]:
+    count = int(os.environ.get("BENCH_STREAM_TOKENS", "30"))
+    delay = float(os.environ.get("BENCH_TOKEN_DELAY_MS", "0")) / 1000
+
+    async def tokens() -> AsyncIterator[str]:
+        for i in range(count):
+            if delay:
+                await trio.sleep(delay)
+            yield f"tok{i} "
+
+    return tokens()

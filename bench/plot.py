@@ -57,6 +57,7 @@ def plot(series: Series, target: float | None, out: Path, title: str) -> None:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib import ticker
     except ImportError as exc:
         raise SystemExit("plot.py needs matplotlib: pip install matplotlib") from exc
     fig, ax = plt.subplots(figsize=(8, 5), dpi=120)
@@ -73,6 +74,12 @@ def plot(series: Series, target: float | None, out: Path, title: str) -> None:
         ax.axhline(target, color="grey", linestyle=":", label=f"target p99 {target:g} ms")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    calls = sorted({n for points in series.values() for n, _, _ in points})
+    ax.set_xticks(calls)
+    ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+    ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     ax.set_xlabel("concurrent calls (paced)")
     ax.set_ylabel("full-reply latency (ms)")
     ax.set_title(title)

@@ -23,9 +23,11 @@ import argparse
 import gc
 import json
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from time import perf_counter
-from typing import Any
+from typing import Any, TypeVar
 
 import trio
 
@@ -40,9 +42,12 @@ from _proc import (
     own_cpu_seconds,
     raise_fd_limit,
     rss_kb,
+    sched_cpu_seconds,
 )
 from _report import format_table
 from _stats import summarize_ms
+
+_T = TypeVar("_T")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -71,6 +76,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--turn-timeout", type=float, default=10.0, help="seconds per turn")
     p.add_argument("--connect-timeout", type=float, default=10.0, help="seconds per handshake")
     p.add_argument("--settle", type=float, default=1.0, help="idle seconds before reading RSS")
+    p.add_argument("--queue-size", type=int, default=1, help="trio-websocket message queue")
     p.add_argument("--seed", type=int, default=1, help="random seed (ids, pacing jitter)")
     p.add_argument("--json", dest="json_out", default=None, help="write all figures here")
     p.add_argument("--quiet", action="store_true", help="no progress line on stderr")
@@ -96,7 +102,7 @@ async def _progress(
         await trio.sleep(0.5)
 
 
-def _read(fn: Any, pid: int | None) -> Any:
+def _read(fn: Callable[[int], _T], pid: int | None) -> _T | None:
     if pid is None:
         return None
     try:
@@ -105,13 +111,30 @@ def _read(fn: Any, pid: int | None) -> Any:
         return None
 
 
+def _delta(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else b - a
+
+
+@dataclass
+class Measures:
+    """Whole-run readings: phase durations, server and client CPU, server RSS."""
+
+    connect_s: float = 0.0
+    measured_s: float = 0.0
+    server_cpu_s: float | None = None
+    server_sched_s: float | None = None
+    client_cpu_s: float | None = None
+    rss_before_kb: int | None = None
+    rss_connected_kb: int | None = None
+    rss_after_kb: int | None = None
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run all phases and return the result document (parameters, figures, machine)."""
     headers: list[tuple[bytes, bytes]] = []
     if args.auth_token:
-        headers.append(
-            (b"X-Twilio-Signature", twilio_signature(args.auth_token, args.url).encode())
-        )
+        signature = twilio_signature(args.auth_token, args.url)
+        headers.append((b"X-Twilio-Signature", signature.encode()))
     cfg = Config(
         url=args.url,
         mode=args.mode,
@@ -121,22 +144,19 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         connect_timeout=args.connect_timeout,
         barge_after=args.barge_after / 1000.0,
         quiet_wait=args.quiet_wait / 1000.0,
+        queue_size=args.queue_size,
         headers=headers,
     )
     n = args.calls
     rec = Recorder()
     gates = Gates(n, max(1, args.connect_concurrency))
     pid = args.server_pid
+    m = Measures(rss_before_kb=_read(rss_kb, pid))
     phase = ["connect"]
-    t_begin = perf_counter()
-    rss_before = _read(rss_kb, pid)
-    rss_connected = rss_after = None
-    server_cpu = client_cpu = None
-    measured_s = 0.0
 
     async with trio.open_nursery() as nursery:
         if not args.quiet:
-            nursery.start_soon(_progress, rec, n, n * args.turns, phase, t_begin)
+            nursery.start_soon(_progress, rec, n, n * args.turns, phase, perf_counter())
         async with trio.open_nursery() as calls:
             t_connect = perf_counter()
             for i in range(n):
@@ -144,70 +164,57 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 if args.ramp_rate > 0:
                     await trio.sleep_until(t_connect + (i + 1) / args.ramp_rate)
             await gates.all_settled.wait()
-            connect_total_s = perf_counter() - t_connect
+            m.connect_s = perf_counter() - t_connect
             phase[0] = "settle"
             await trio.sleep(args.settle)
-            rss_connected = _read(rss_kb, pid)
+            m.rss_connected_kb = _read(rss_kb, pid)
             # Keep the client's own GC pauses out of the measured latencies.
             gc.collect()
             gc.freeze()
             gc.disable()
             phase[0] = args.mode
-            cpu0 = _read(cpu_seconds, pid)
+            cpu0, sched0 = _read(cpu_seconds, pid), _read(sched_cpu_seconds, pid)
             own0 = own_cpu_seconds()
             t_start = perf_counter()
             gates.start_time = trio.current_time()
             gates.start.set()
             await gates.all_done.wait()
-            measured_s = perf_counter() - t_start
-            cpu1 = _read(cpu_seconds, pid)
-            client_cpu = own_cpu_seconds() - own0
-            if cpu0 is not None and cpu1 is not None:
-                server_cpu = cpu1 - cpu0
+            m.measured_s = perf_counter() - t_start
+            m.server_cpu_s = _delta(cpu0, _read(cpu_seconds, pid))
+            m.server_sched_s = _delta(sched0, _read(sched_cpu_seconds, pid))
+            m.client_cpu_s = own_cpu_seconds() - own0
             gc.enable()
             phase[0] = "close"
             gates.finish.set()
-        rss_after = _read(rss_kb, pid)
+        m.rss_after_kb = _read(rss_kb, pid)
         nursery.cancel_scope.cancel()
     if not args.quiet:
         sys.stderr.write("\n")
-    return _document(
-        args,
-        rec,
-        measured_s,
-        connect_total_s,
-        server_cpu,
-        client_cpu,
-        rss_before,
-        rss_connected,
-        rss_after,
-    )
+    return _document(args, rec, m)
 
 
-def _document(
-    args: argparse.Namespace,
-    rec: Recorder,
-    measured_s: float,
-    connect_total_s: float,
-    server_cpu: float | None,
-    client_cpu: float | None,
-    rss_before: int | None,
-    rss_connected: int | None,
-    rss_after: int | None,
-) -> dict[str, Any]:
-    turns = rec.turns_done
+def _per_turn_ms(seconds: float | None, turns: int) -> float | None:
+    return round(seconds * 1000 / turns, 4) if seconds is not None and turns else None
+
+
+def _util(seconds: float | None, wall: float) -> float | None:
+    return round(seconds / wall, 3) if seconds is not None and wall > 0 else None
+
+
+def _document(args: argparse.Namespace, rec: Recorder, m: Measures) -> dict[str, Any]:
+    turns, wall = rec.turns_done, m.measured_s
     errors = {kind: rec.errors.get(kind, 0) for kind in ERROR_KINDS}
     errors["total"] = sum(errors.values())
     rss_per_call = None
-    if rss_before is not None and rss_connected is not None and rec.connected:
-        rss_per_call = round((rss_connected - rss_before) / rec.connected, 2)
+    if m.rss_before_kb is not None and m.rss_connected_kb is not None and rec.connected:
+        rss_per_call = round((m.rss_connected_kb - m.rss_before_kb) / rec.connected, 2)
     figures: dict[str, Any] = {
         "calls": args.calls,
         "connected": rec.connected,
         "turns_expected": args.calls * args.turns,
         "turns_done": turns,
-        "duration_s": round(measured_s, 3),
-        "turns_per_s": round(turns / measured_s, 1) if measured_s > 0 and turns else None,
+        "duration_s": round(wall, 3),
+        "turns_per_s": round(turns / wall, 1) if wall > 0 and turns else None,
         "first_token_ms": summarize_ms(rec.first_token_s),
         "full_reply_ms": summarize_ms(rec.full_reply_s),
         "barge_stop_ms": summarize_ms(rec.barge_stop_s),
@@ -218,29 +225,23 @@ def _document(
         "extra_acks": rec.extra_acks,
         "tokens": rec.tokens,
         "tokens_per_turn": round(rec.tokens / turns, 2) if turns else None,
-        "tokens_per_s": round(rec.tokens / measured_s, 1) if measured_s > 0 and turns else None,
-        "connect": {
-            "total_s": round(connect_total_s, 3),
-            "per_call_ms": summarize_ms(rec.connect_s),
-        },
+        "tokens_per_s": round(rec.tokens / wall, 1) if wall > 0 and turns else None,
+        "connect": {"total_s": round(m.connect_s, 3), "per_call_ms": summarize_ms(rec.connect_s)},
         "errors": errors,
         "server": {
             "pid": args.server_pid,
-            "cpu_ms_total": round(server_cpu * 1000, 1) if server_cpu is not None else None,
-            "cpu_ms_per_turn": (
-                round(server_cpu * 1000 / turns, 4) if server_cpu is not None and turns else None
-            ),
-            "cpu_util": round(server_cpu / measured_s, 3) if server_cpu and measured_s else None,
-            "rss_before_kb": rss_before,
-            "rss_connected_kb": rss_connected,
-            "rss_after_kb": rss_after,
+            "cpu_ms_total": round(m.server_cpu_s * 1000, 1) if m.server_cpu_s is not None else None,
+            "cpu_ms_per_turn": _per_turn_ms(m.server_cpu_s, turns),
+            "cpu_sched_ms_per_turn": _per_turn_ms(m.server_sched_s, turns),
+            "cpu_util": _util(m.server_cpu_s, wall),
+            "rss_before_kb": m.rss_before_kb,
+            "rss_connected_kb": m.rss_connected_kb,
+            "rss_after_kb": m.rss_after_kb,
             "rss_per_call_kb": rss_per_call,
         },
         "client": {
-            "cpu_ms_per_turn": (
-                round(client_cpu * 1000 / turns, 4) if client_cpu is not None and turns else None
-            ),
-            "cpu_util": round(client_cpu / measured_s, 3) if client_cpu and measured_s else None,
+            "cpu_ms_per_turn": _per_turn_ms(m.client_cpu_s, turns),
+            "cpu_util": _util(m.client_cpu_s, wall),
             "codec": CODEC,
         },
     }
