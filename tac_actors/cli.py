@@ -2,6 +2,9 @@
 
 * ``tac-actors serve FILE_OR_MODULE:ATTR [--host H] [--port P]``: serve a TAC app
   (``ATTR`` defaults to ``tac``; it may also be a function returning a TAC).
+* ``tac-actors dev FILE_OR_MODULE:ATTR``: the app in Orchestrator mode against a local
+  emulator of the Twilio services, seeded with an example profile and knowledge base.
+* ``tac-actors emulator [--port P] [--seed FILE]``: the emulator alone.
 * ``tac-actors call URL [--say TEXT ...]``: a simulated caller in the terminal.
 """
 
@@ -11,6 +14,7 @@ import argparse
 import importlib
 import importlib.util
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -63,7 +67,8 @@ def load_app(spec: str) -> TAC:
     return value
 
 
-async def _serve(tac: TAC, host: str, port: int, spec: str) -> None:
+async def _serve(tac: TAC, host: str, port: int, spec: str,
+                 caller_hint: str | None = None) -> None:
     from tac_actors.server import serve
 
     stop = trio.Event()
@@ -74,7 +79,7 @@ async def _serve(tac: TAC, host: str, port: int, spec: str) -> None:
     async with trio.open_nursery() as nursery:
         binds = await nursery.start(lambda task_status: serve(
             tac, host, port, shutdown_trigger=trigger, task_status=task_status))
-        _print_banner(tac, spec, binds, port)
+        _print_banner(tac, spec, binds, port, caller_hint)
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for _ in signals:
                 print("tac-actors: stopping (conversations get "
@@ -83,7 +88,8 @@ async def _serve(tac: TAC, host: str, port: int, spec: str) -> None:
                 break
 
 
-def _print_banner(tac: TAC, spec: str, binds: list[str], port: int) -> None:
+def _print_banner(tac: TAC, spec: str, binds: list[str], port: int,
+                  caller_hint: str | None = None) -> None:
     http = binds[0] if binds else f"http://127.0.0.1:{port}"
     host_port = http.split("://", 1)[-1].replace("0.0.0.0", "127.0.0.1")
     mode = ("Orchestrator mode" if tac.is_orchestrator_enabled()
@@ -93,14 +99,50 @@ def _print_banner(tac: TAC, spec: str, binds: list[str], port: int) -> None:
     print(f"  TwiML webhook : POST http://{host_port}{config.voice_twiml_path}")
     print(f"  WebSocket     : ws://{host_port}{config.voice_websocket_path}")
     print(f"  Health        : GET  http://{host_port}/health")
+    as_caller = f" --from {caller_hint}" if caller_hint else ""
     print(f"  Talk to it    : tac-actors call ws://{host_port}{config.voice_websocket_path}"
-          ' --say "hello"   (or .venv/bin/tac-actors from a checkout)', flush=True)
+          f'{as_caller} --say "hello"   (.venv/bin/tac-actors from a checkout)', flush=True)
+    if caller_hint:
+        print(f"                  ({caller_hint} is the seeded customer: memory and traits "
+              "come from the emulator)", flush=True)
 
 
-async def _call(url: str, says: Sequence[str], auth_token: str | None) -> None:
+async def _dev(spec: str, host: str, port: int, emulator_port: int, seed: str | None) -> None:
+    from tac_actors.emulator import serve_emulator
+    from tac_actors.emulator.seed import EXAMPLE_SEED, read_seed
+
+    seed_path = seed or str(EXAMPLE_SEED)
+    data = read_seed(seed_path)
+    async with trio.open_nursery() as nursery:
+        emulator = await nursery.start(serve_emulator, "127.0.0.1", emulator_port, seed_path)
+        defaults = {
+            "TWILIO_ACCOUNT_SID": data.get("accountSid") or "AC" + "0" * 32,
+            "TWILIO_API_KEY": "SK" + "0" * 32,
+            "TWILIO_API_SECRET": "emulator-secret",
+            "TWILIO_PHONE_NUMBER": "+15559990000",
+            "TWILIO_STUDIO_HANDOFF_FLOW_SID": "FW" + "0" * 32,
+        }
+        if data.get("configurations"):
+            defaults["TWILIO_CONVERSATION_CONFIGURATION_ID"] = data["configurations"][0]["id"]
+        if data.get("knowledgeBases"):
+            defaults["TWILIO_KNOWLEDGE_BASE_ID"] = data["knowledgeBases"][0]["id"]
+        for name, value in defaults.items():
+            os.environ.setdefault(name, value)
+        os.environ["TAC_SERVICES_URL"] = emulator.url
+        tac = load_app(spec)
+        print(f"tac-actors: Twilio emulator on {emulator.url} (seed {seed_path})", flush=True)
+        people = [p for store in data.get("memoryStores", []) for p in store.get("profiles", [])]
+        phone = next((p["traits"].get("Contact", {}).get("phone") for p in people
+                      if p.get("traits", {}).get("Contact", {}).get("phone")), None)
+        await _serve(tac, host, port, spec, caller_hint=phone)
+        nursery.cancel_scope.cancel()
+
+
+async def _call(url: str, says: Sequence[str], auth_token: str | None,
+                from_: str) -> None:
     from tac_actors.testing import CallEnded, connect_caller
 
-    async with connect_caller(url, auth_token=auth_token) as caller:
+    async with connect_caller(url, auth_token=auth_token, from_=from_) as caller:
         print(f"connected to {url} as {caller.from_} (call {caller.call_sid})", flush=True)
 
         async def exchange(text: str) -> bool:
@@ -121,6 +163,14 @@ async def _call(url: str, says: Sequence[str], auth_token: str | None) -> None:
             for text in says:
                 if not await exchange(text):
                     return
+            with trio.move_on_after(0.5):  # an ``end`` may follow the last reply
+                try:
+                    await caller.read_reply()
+                except CallEnded as ended:
+                    if ended.end is not None:
+                        data = ended.end.handoff_data
+                        print("agent ended the call" + (f" with handoff data {data}"
+                                                        if data else ""), flush=True)
             return
         print("type what the caller says; an empty line or Ctrl-D hangs up", flush=True)
         stdin = trio.wrap_file(sys.stdin)
@@ -138,24 +188,61 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="0.0.0.0")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--log-level", default=None)
+    dev = sub.add_parser("dev", help="serve an app against the local Twilio emulator")
+    dev.add_argument("app", help="FILE.py:ATTR or package.module:ATTR")
+    dev.add_argument("--host", default="0.0.0.0")
+    dev.add_argument("--port", type=int, default=8000)
+    dev.add_argument("--emulator-port", type=int, default=0, help="default: any free port")
+    dev.add_argument("--seed", default=None, help="JSON seed (default: the example seed)")
+    dev.add_argument("--log-level", default=None)
+    emulator = sub.add_parser("emulator", help="run the local Twilio services emulator")
+    emulator.add_argument("--host", default="127.0.0.1")
+    emulator.add_argument("--port", type=int, default=8765)
+    emulator.add_argument("--seed", default=None, help="JSON seed (default: the example)")
     call = sub.add_parser("call", help="a simulated ConversationRelay caller")
     call.add_argument("url", help="ws://HOST:PORT/ws")
     call.add_argument("--say", action="append", default=[], help="say this (repeatable)")
     call.add_argument("--auth-token", default=None, help="sign the upgrade with this token")
+    call.add_argument("--from", dest="from_", default="+15550001111",
+                      help="the caller's number (default +15550001111)")
     return parser
+
+
+def _quiet_libraries() -> None:
+    for name in ("httpx", "httpcore", "websockets", "hpack"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    _quiet_libraries()
     try:
         if args.command == "serve":
             tac = load_app(args.app)
             logging.basicConfig(level=(args.log_level or tac.config.log_level).upper(),
                                 format="%(asctime)s %(levelname)s %(name)s: %(message)s")
             trio.run(_serve, tac, args.host, args.port, args.app)
+        elif args.command == "dev":
+            level = (args.log_level or os.environ.get("TWILIO_LOG_LEVEL") or "INFO").upper()
+            logging.basicConfig(level=level,
+                                format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+            trio.run(_dev, args.app, args.host, args.port, args.emulator_port, args.seed)
+        elif args.command == "emulator":
+            from tac_actors.emulator import run_emulator
+            from tac_actors.emulator.seed import EXAMPLE_SEED
+
+            logging.basicConfig(level=logging.INFO)
+            run_emulator(args.host, args.port, args.seed or EXAMPLE_SEED)
         elif args.command == "call":
+            import trio_websocket
+
             logging.basicConfig(level=logging.WARNING)
-            trio.run(_call, args.url, args.say, args.auth_token)
+            try:
+                trio.run(_call, args.url, args.say, args.auth_token, args.from_)
+            except (OSError, trio_websocket.HandshakeError) as exc:
+                print(f"tac-actors: cannot connect to {args.url}: {exc.__cause__ or exc}",
+                      file=sys.stderr)
+                return 1
     except UsageError as exc:
         print(f"tac-actors: {exc}", file=sys.stderr)
         return 2

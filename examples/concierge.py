@@ -1,0 +1,64 @@
+"""A concierge that needs no LLM: rules pick a built-in tool, the tool does the work.
+
+It greets callers it knows by name (profile traits), answers questions from the
+knowledge base (Enterprise Knowledge search), recalls what memory knows ("what do you
+remember about me?"), and hands over to a human on request (Studio handoff: on a call the
+last words are spoken, then ``end`` carries the context).
+
+    tac-actors dev examples/concierge.py:tac          # with the local Twilio emulator
+    tac-actors call ws://127.0.0.1:8000/ws --from +15551230001 --say "what are your hours?"
+"""
+
+from __future__ import annotations
+
+import re
+
+from tac_actors import TAC, ConversationSession, TACMemoryResponse
+from tac_actors.tools import ToolCall, ToolRegistry
+from tac_actors.tools.builtins import (
+    create_knowledge_tool,
+    create_memory_tool,
+    create_studio_handoff_tool,
+)
+
+tac = TAC()
+tools = ToolRegistry([
+    create_knowledge_tool(tac, top_k=1),
+    create_memory_tool(tac),
+    create_studio_handoff_tool(tac),
+])
+
+GREETING = re.compile(r"^\s*(hi|hello|hey|good (morning|afternoon|evening))\b", re.I)
+HUMAN = re.compile(r"\b(human|person|agent|representative|someone real)\b", re.I)
+RECALL = re.compile(r"\b(remember|last time|about me|my orders?)\b", re.I)
+
+
+async def run_tool(name: str, session: ConversationSession, **arguments: str) -> str:
+    [result] = await tools.run_calls([ToolCall(id=name, name=name, arguments=arguments)],
+                                     session)
+    return result.content
+
+
+@tac.on_message_ready
+async def on_message(message: str, session: ConversationSession,
+                     memory: TACMemoryResponse) -> str:
+    name = session.profile.trait("Contact", "firstName") if session.profile else None
+    hello = f"{name}, " if name and len(session.history) <= 1 else ""
+    if GREETING.search(message):
+        who = f" {name}" if name else ""
+        return (f"Hello{who}! I can answer questions about our store, tell you what I "
+                "remember about you, or connect you to a person. What would you like?")
+    if HUMAN.search(message):
+        await run_tool("handoff", session, reason=f"The customer asked: {message}")
+        return f"{hello}I'm connecting you with a colleague now. One moment, please."
+    if RECALL.search(message):
+        if not memory.observations and not memory.summaries:
+            return f"{hello}I don't have anything on file about you yet."
+        facts = [o.content for o in memory.observations[:2]]
+        return f"{hello}here is what I remember: " + " ".join(facts)
+    result = await run_tool("search_knowledge", session, query=message)
+    found = re.search(r'"content":\s*"((?:[^"\\]|\\.)*)"', result)
+    if not found:
+        return f"{hello}I'm not sure about that one. Would you like to talk to a person?"
+    answer = found.group(1).encode().decode("unicode_escape")
+    return hello + (answer[:1].lower() + answer[1:] if hello else answer)

@@ -1,0 +1,79 @@
+"""The shipped examples work: echo and streaming in relay-only mode, the concierge
+against the emulator (knowledge, memory, traits and handoff)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import trio
+
+from tac_actors import TAC
+from tac_actors.cli import load_app
+from tac_actors.emulator import Emulator
+from tac_actors.emulator.seed import EXAMPLE_SEED
+from tac_actors.testing import CallEnded, open_harness
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+ADA = "+15551230001"
+
+
+async def test_echo_example(autojump_clock: object) -> None:
+    tac = load_app(str(EXAMPLES / "echo.py") + ":tac")
+    async with open_harness(tac) as h, h.call() as caller:
+        await caller.say("hello")
+        assert (await caller.read_reply()).text == "echo: hello"
+
+
+async def test_streaming_example_streams_and_can_be_interrupted(autojump_clock: object) -> None:
+    tac = load_app(str(EXAMPLES / "streaming.py") + ":tac")
+    async with open_harness(tac) as h, h.call() as caller:
+        await caller.say("a story")
+        first = await caller.next_frame()
+        second = await caller.next_frame()
+        assert first.token == "You said a story. " and second.token == "Once "  # type: ignore[union-attr]
+        await caller.interrupt(heard="You said a story.")
+        reply = await caller.read_reply()
+        assert reply.tokens[-1:] != ("",) and len(reply.tokens) < 10
+
+
+async def _concierge(emu: Emulator) -> TAC:
+    import os
+
+    env = {"TAC_SERVICES_URL": emu.url,
+           "TWILIO_CONVERSATION_CONFIGURATION_ID": "conv_configuration_example",
+           "TWILIO_KNOWLEDGE_BASE_ID": "know_base_example", "TWILIO_API_KEY": "SK1",
+           "TWILIO_API_SECRET": "s", "TWILIO_ACCOUNT_SID": emu.account_sid}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        return load_app(str(EXAMPLES / "concierge.py") + ":tac")
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k)
+            else:
+                os.environ[k] = v
+
+
+async def test_concierge_answers_from_knowledge_memory_and_hands_off() -> None:
+    with trio.fail_after(20):
+        async with Emulator.running(seed=EXAMPLE_SEED) as emu:
+            tac = await _concierge(emu)
+            async with open_harness(tac) as h, h.call(from_=ADA) as caller:
+                await caller.say("hello")
+                assert (await caller.read_reply()).text.startswith("Hello Ada!")
+                await caller.say("what are your opening hours?")
+                assert "Monday to Saturday" in (await caller.read_reply()).text
+                await caller.say("what do you remember about me?")
+                assert "mechanical keyboard" in (await caller.read_reply()).text
+                await caller.say("let me talk to a human please")
+                assert "colleague" in (await caller.read_reply()).text
+                with pytest.raises(CallEnded) as ended:
+                    await caller.read_reply()
+    assert ended.value.end is not None
+    payload = json.loads(ended.value.end.handoff_data or "")
+    assert payload["profileId"] == "mem_profile_00000000000000000000000ada"
+    assert payload["reason"].endswith("let me talk to a human please")
+    assert "user: what are your opening hours?" in payload["summary"]
