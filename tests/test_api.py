@@ -62,7 +62,7 @@ def test_from_env_reads_the_reference_names() -> None:
 def test_from_env_rejects_malformed_numbers() -> None:
     with pytest.raises(ValueError, match="TWILIO_MEMORY_SUMMARIES_LIMIT"):
         TACConfig.from_env({"TWILIO_MEMORY_SUMMARIES_LIMIT": "many"})
-    with pytest.raises(ValueError, match="0..100"):
+    with pytest.raises(ValueError, match=r"0\.\.100"):
         TACConfig.from_env({"TWILIO_MEMORY_SUMMARIES_LIMIT": "500"})
 
 
@@ -76,7 +76,7 @@ def test_load_app_from_file_and_module(tmp_path: Path, monkeypatch: Any) -> None
         "from tac_actors import TAC\n\ndef make():\n    return TAC()\n\nnot_tac = 3\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     assert isinstance(load_app("my_agent:make"), TAC)
-    with pytest.raises(UsageError, match="not a tac_actors.TAC"):
+    with pytest.raises(UsageError, match=r"not a tac_actors\.TAC"):
         load_app("my_agent:not_tac")
     with pytest.raises(UsageError, match="no attribute"):
         load_app("my_agent:missing")
