@@ -77,3 +77,28 @@ async def test_concierge_answers_from_knowledge_memory_and_hands_off() -> None:
     assert payload["profileId"] == "mem_profile_00000000000000000000000ada"
     assert payload["reason"].endswith("let me talk to a human please")
     assert "user: what are your opening hours?" in payload["summary"]
+
+
+async def test_openai_example_says_what_is_missing_without_a_key(
+        autojump_clock: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    tac = load_app(str(EXAMPLES / "openai_agent.py") + ":tac")
+    async with open_harness(tac) as h, h.call() as caller:
+        await caller.say("hello")
+        assert "OPENAI_API_KEY" in (await caller.read_reply()).text
+
+
+async def test_openai_example_streams_from_a_compatible_server(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from tac_actors.testing.fake_llm import open_fake_openai, text
+
+    with trio.fail_after(20):
+        async with open_fake_openai([text("Hi ", "there!")]) as fake:
+            monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+            monkeypatch.setenv("OPENAI_BASE_URL", fake.url)
+            tac = load_app(str(EXAMPLES / "openai_agent.py") + ":tac")
+            async with open_harness(tac) as h, h.call() as caller:
+                await caller.say("hello")
+                assert (await caller.read_reply()).tokens == ("Hi ", "there!")
+    tools = {t["function"]["name"] for t in fake.requests[0]["tools"]}
+    assert tools == {"order_status", "search_knowledge", "retrieve_profile_memory", "handoff"}
