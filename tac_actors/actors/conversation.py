@@ -128,10 +128,11 @@ class ConversationActor:
 
     async def _wait(self) -> None:
         idle = self.policy.idle_timeout
-        deadline = math.inf
-        if idle is not None and self.turn is None:
-            deadline = self._idle_since + idle
-        with trio.move_on_at(deadline) as scope:
+        if idle is None or self.turn is not None:
+            # no deadline to watch: skip the cancel scope (it is the hot path of every call)
+            await self.mailbox.wait_readable()
+            return
+        with trio.move_on_at(self._idle_since + idle) as scope:
             await self.mailbox.wait_readable()
         if scope.cancelled_caught and self.turn is None:
             log.info("conversation %s idle for %.0f s: ending it", self.session.conversation_id,

@@ -14,8 +14,7 @@ time-bounded scope, whatever ended it (hang-up, handoff, idle, crash limit, shut
 from __future__ import annotations
 
 import logging
-from collections import deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -104,8 +103,9 @@ class ActorCell:
         self.stop_requested = False
         self.stop_reason: str | None = None
         self.actor: ConversationActor | None = None
-        self._crashes: deque[float] = deque()
+        self._crashes: list[float] = []
         self._turn_ids = 0
+        self._on_stopped: list[Callable[[], object]] = []
         session.attach(ConversationControls(self))
 
     # -- what channels use --------------------------------------------------------------
@@ -126,6 +126,15 @@ class ActorCell:
     async def wait_stopped(self) -> None:
         """Wait until the conversation has ended and its end hook has run."""
         await self.stopped.wait()
+
+    def call_when_stopped(self, fn: Callable[[], object]) -> None:
+        """Call ``fn()`` (synchronously, from the supervisor) once the conversation has
+        ended; at once if it already has. Cheaper than a task waiting on
+        :meth:`wait_stopped`."""
+        if self.stopped.is_set():
+            fn()
+        else:
+            self._on_stopped.append(fn)
 
     # -- what the actor uses ------------------------------------------------------------
 
@@ -169,8 +178,7 @@ class ActorCell:
     def _crash_allowed(self, limit: RestartLimit) -> bool:
         now = trio.current_time()
         self._crashes.append(now)
-        while self._crashes and self._crashes[0] < now - limit.window:
-            self._crashes.popleft()
+        self._crashes = [t for t in self._crashes if t >= now - limit.window]
         return len(self._crashes) <= limit.max_restarts
 
 
@@ -286,7 +294,7 @@ class Supervisor:
         finally:
             self._cells.pop(cell.key, None)
             cell.mailbox.close()
-            dropped = cell.mailbox.drain()
+            dropped = [m for m in cell.mailbox.drain() if not isinstance(m, Drain)]
             if dropped:
                 log.warning("conversation %s ended (%s) with %d unhandled message(s): %s",
                             cell.key, cell.stop_reason, len(dropped),
@@ -299,6 +307,12 @@ class Supervisor:
             cell.session.attach(None)
             self._ended += 1
             cell.stopped.set()
+            for fn in cell._on_stopped:
+                try:
+                    fn()
+                except Exception:
+                    log.exception("conversation %s: stop callback raised", cell.key)
+            cell._on_stopped.clear()
             if not self._cells:
                 self._all_stopped.set()
 

@@ -141,7 +141,7 @@ class VoiceChannel:
                     # off the turn path: the first turn does not wait for the look-up
                     nursery.start_soon(self._linker, session, cell)
                 with trio.CancelScope() as reading:
-                    nursery.start_soon(_cancel_when_stopped, cell, reading)
+                    cell.call_when_stopped(reading.cancel)
                     code = await self._read(transport, conn, cell, call)
                     if code is not None:
                         close_code = code
@@ -208,8 +208,3 @@ class VoiceChannel:
                 log.debug("call %s: info %s=%r", call, frame.name, frame.value)
             elif isinstance(frame, UnknownFrame):
                 log.info("call %s: unknown frame type %r tolerated", call, frame.type)
-
-
-async def _cancel_when_stopped(cell: ActorCell, scope: trio.CancelScope) -> None:
-    await cell.wait_stopped()
-    scope.cancel()

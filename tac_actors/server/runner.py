@@ -98,6 +98,7 @@ async def serve(tac: TAC, host: str = "0.0.0.0", port: int = 8000, *,
                                 "1008")
                     await transport.close(1008, "invalid signature")
                     return
+            del request  # the upgrade's headers are not kept for the life of the call
             await runtime.voice.handle(transport)
 
         door = FrontDoor(voice_path=tac.config.voice_websocket_path,
