@@ -68,7 +68,7 @@ def load_app(spec: str) -> TAC:
 
 
 async def _serve(tac: TAC, host: str, port: int, spec: str,
-                 caller_hint: str | None = None) -> None:
+                 caller_hint: str | None = None, engine: str = "fast") -> None:
     from tac_actors.server import serve
 
     stop = trio.Event()
@@ -78,7 +78,8 @@ async def _serve(tac: TAC, host: str, port: int, spec: str,
 
     async with trio.open_nursery() as nursery:
         binds = await nursery.start(lambda task_status: serve(
-            tac, host, port, shutdown_trigger=trigger, task_status=task_status))
+            tac, host, port, engine=engine,  # type: ignore[arg-type]
+            shutdown_trigger=trigger, task_status=task_status))
         _print_banner(tac, spec, binds, port, caller_hint)
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for _ in signals:
@@ -188,6 +189,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="0.0.0.0")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--log-level", default=None)
+    serve.add_argument("--engine", choices=["fast", "hypercorn"], default="fast",
+                       help="voice WebSocket engine (default: fast)")
     dev = sub.add_parser("dev", help="serve an app against the local Twilio emulator")
     dev.add_argument("app", help="FILE.py:ATTR or package.module:ATTR")
     dev.add_argument("--host", default="0.0.0.0")
@@ -221,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             tac = load_app(args.app)
             logging.basicConfig(level=(args.log_level or tac.config.log_level).upper(),
                                 format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-            trio.run(_serve, tac, args.host, args.port, args.app)
+            trio.run(_serve, tac, args.host, args.port, args.app, None, args.engine)
         elif args.command == "dev":
             level = (args.log_level or os.environ.get("TWILIO_LOG_LEVEL") or "INFO").upper()
             logging.basicConfig(level=level,
