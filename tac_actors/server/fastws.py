@@ -75,8 +75,8 @@ class FastTransport:
             await self._flush()
         return self._messages.pop(0)
 
-    def _collect(self) -> None:
-        for event in self._proto.events_received():
+    def _collect(self, events: list[object] | None = None) -> None:
+        for event in self._proto.events_received() if events is None else events:
             if not isinstance(event, Frame):
                 continue
             opcode = event.opcode
@@ -229,11 +229,15 @@ class FrontDoor:
             protocol.send_response(protocol.reject(400, "bad WebSocket upgrade\n"))
             await stream.send_all(b"".join(protocol.data_to_send()))
             return
-        response = protocol.accept(events[0])
+        pending: list[Request] = [events.pop(0)]
+        response = protocol.accept(pending[0])
         protocol.send_response(response)
         accepted = response.status_code == 101
         del response
         transport = FastTransport(stream, protocol)
+        if events:  # frames sent right behind the upgrade (clients should wait; some don't)
+            transport._collect(list(events))
+        del events
         await transport._flush()
         if not accepted:
             return
@@ -241,7 +245,7 @@ class FrontDoor:
         self._no_calls = trio.Event() if self._no_calls.is_set() else self._no_calls
         try:
             # handed over without a local name: the handler may drop it after its checks
-            result = self.serve_socket(transport, events.pop())
+            result = self.serve_socket(transport, pending.pop())
             if hasattr(result, "__await__"):
                 await result
         finally:
