@@ -225,11 +225,13 @@ class FrontDoor:
         protocol.receive_data(buffer)
         del buffer
         events = protocol.events_received()
-        if not events or not isinstance(events[0], Request):
+        first = events.pop(0) if events else None
+        if not isinstance(first, Request):
             protocol.send_response(protocol.reject(400, "bad WebSocket upgrade\n"))
             await stream.send_all(b"".join(protocol.data_to_send()))
             return
-        pending: list[Request] = [events.pop(0)]
+        pending: list[Request] = [first]
+        del first
         response = protocol.accept(pending[0])
         protocol.send_response(response)
         accepted = response.status_code == 101
