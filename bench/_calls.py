@@ -9,22 +9,21 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from time import perf_counter
+from typing import Any, Protocol
 
+import _fastws
 import trio
+import trio_websocket
 from _codec import INTERRUPT_FRAME, loads, prompt_frame, setup_frame
-from trio_websocket import (
-    ConnectionClosed,
-    ConnectionRejected,
-    ConnectionTimeout,
-    DisconnectionTimeout,
-    HandshakeError,
-    WebSocketConnection,
-    open_websocket_url,
-)
 
 MODES = ("closed", "paced", "stream", "bargein", "idle")
+#: Client transports: ``fast`` (websockets sans-IO on a non-blocking socket under trio, the
+#: default; ``_fastws.py``) and ``trio-websocket`` (wsproto, the original client; 2-4x the
+#: client CPU per turn).
+CLIENTS = ("fast", "trio-websocket")
 ERROR_KINDS = (
     "connect_failed",
     "connect_rejected",
@@ -48,7 +47,8 @@ class Config:
     barge_after: float = 0.020
     quiet_wait: float = 0.050
     queue_size: int = 1
-    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    client: str = "fast"
 
 
 @dataclass
@@ -101,6 +101,45 @@ class TurnTimeout(Exception):
     """A reply (or an interrupt acknowledgement) did not arrive in time."""
 
 
+class WebSocket(Protocol):
+    """What a call needs of a connection (both transports have it)."""
+
+    async def send_message(self, message: str) -> None: ...
+
+    async def get_message(self) -> str | bytes: ...
+
+
+# The same failure, as each transport spells it.
+_CLOSED = (trio_websocket.ConnectionClosed, _fastws.Closed)
+_REJECTED = (trio_websocket.ConnectionRejected, _fastws.Rejected)
+_CONNECT_TIMEOUT = (trio_websocket.ConnectionTimeout, _fastws.ConnectTimeout)
+_CLOSE_TIMEOUT = (trio_websocket.DisconnectionTimeout, _fastws.CloseTimeout)
+_CONNECT_FAILED = (trio_websocket.HandshakeError, _fastws.HandshakeFailed, OSError)
+
+
+def _open(cfg: Config) -> AbstractAsyncContextManager[Any]:
+    if cfg.client == "trio-websocket":
+        return trio_websocket.open_websocket_url(
+            cfg.url,
+            extra_headers=[(k.encode(), v.encode()) for k, v in cfg.headers],
+            connect_timeout=cfg.connect_timeout,
+            disconnect_timeout=5.0,
+            message_queue_size=cfg.queue_size,
+        )
+    return _fastws.open_fast_websocket(
+        cfg.url, cfg.headers, connect_timeout=cfg.connect_timeout, disconnect_timeout=5.0
+    )
+
+
+async def _hold(ws: Any, event: trio.Event) -> None:
+    """Wait for a phase gate; the fast client keeps reading (answers pings) meanwhile."""
+    hold = getattr(ws, "hold", None)
+    if hold is None:
+        await event.wait()  # trio-websocket reads in its own task
+    else:
+        await hold(event)
+
+
 def _is_text(frame: object) -> bool:
     return isinstance(frame, dict) and frame.get("type") == "text"
 
@@ -112,13 +151,7 @@ async def run_call(cfg: Config, index: int, rec: Recorder, gates: Gates, seed: i
     await gates.connect_slots.acquire()
     try:
         t0 = perf_counter()
-        async with open_websocket_url(
-            cfg.url,
-            extra_headers=cfg.headers,
-            connect_timeout=cfg.connect_timeout,
-            disconnect_timeout=5.0,
-            message_queue_size=cfg.queue_size,
-        ) as ws:
+        async with _open(cfg) as ws:
             gates.connect_slots.release()
             released = True
             await ws.send_message(setup_frame(rng, index))
@@ -126,25 +159,25 @@ async def run_call(cfg: Config, index: int, rec: Recorder, gates: Gates, seed: i
             rec.connected += 1
             settled = True
             gates.settled()
-            await gates.start.wait()
+            await _hold(ws, gates.start)
             try:
                 await _drive(ws, cfg, rec, rng, gates.start_time)
-            except ConnectionClosed:
+            except _CLOSED:
                 rec.errors["closed"] += 1
             except TurnTimeout:
                 rec.errors["turn_timeout"] += 1
             done = True
             gates.done()
-            await gates.finish.wait()
-    except ConnectionRejected:
+            await _hold(ws, gates.finish)
+    except _REJECTED:
         rec.errors["connect_rejected"] += 1
-    except ConnectionTimeout:
+    except _CONNECT_TIMEOUT:
         rec.errors["connect_timeout"] += 1
-    except DisconnectionTimeout:
+    except _CLOSE_TIMEOUT:
         rec.errors["close_timeout"] += 1
-    except (HandshakeError, OSError):
+    except _CONNECT_FAILED:
         rec.errors["connect_failed"] += 1
-    except ConnectionClosed:
+    except _CLOSED:
         rec.errors["closed"] += 1
     finally:
         if not released:
@@ -156,7 +189,7 @@ async def run_call(cfg: Config, index: int, rec: Recorder, gates: Gates, seed: i
 
 
 async def _drive(
-    ws: WebSocketConnection, cfg: Config, rec: Recorder, rng: random.Random, start: float
+    ws: WebSocket, cfg: Config, rec: Recorder, rng: random.Random, start: float
 ) -> None:
     if cfg.mode == "idle" or cfg.turns <= 0:
         return
@@ -174,7 +207,7 @@ async def _drive(
             await _turn(ws, cfg, rec, k)
 
 
-async def _turn(ws: WebSocketConnection, cfg: Config, rec: Recorder, k: int) -> None:
+async def _turn(ws: WebSocket, cfg: Config, rec: Recorder, k: int) -> None:
     """Send one prompt and read the whole reply."""
     get = ws.get_message
     tokens = 0
@@ -202,7 +235,7 @@ async def _turn(ws: WebSocketConnection, cfg: Config, rec: Recorder, k: int) -> 
     raise TurnTimeout
 
 
-async def _barge_turn(ws: WebSocketConnection, cfg: Config, rec: Recorder, k: int) -> None:
+async def _barge_turn(ws: WebSocket, cfg: Config, rec: Recorder, k: int) -> None:
     """Send a prompt, interrupt the reply ``barge_after`` after its first token, time the ack.
 
     The ack is an empty ``text`` with ``last: true``. If the reply had not ended when

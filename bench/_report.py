@@ -62,6 +62,7 @@ def format_table(doc: dict[str, Any]) -> str:
         lines.append(
             f"  {'client (this process)':<24} cpu/turn {fmt(cli['cpu_ms_per_turn'], 3)} ms"
             f"  util {fmt(cli['cpu_util'])}  codec {cli['codec']}"
+            f"  transport {cli.get('transport', 'trio-websocket')}"
         )
         if (cli["cpu_util"] or 0) > 0.9:
             lines.append("  WARNING: the client used >90% of a core: it may be the bottleneck")

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""ConversationRelay load generator: N simulated calls over trio-websocket, in its own process.
+"""ConversationRelay load generator: N simulated WebSocket calls, in its own process.
 
 Phases: connect all calls (bounded concurrency, optional ramp rate) and send ``setup``;
 let the server settle and read its RSS; then the measured phase (turns in the chosen
@@ -33,7 +33,7 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _calls import ERROR_KINDS, MODES, Config, Gates, Recorder, run_call
+from _calls import CLIENTS, ERROR_KINDS, MODES, Config, Gates, Recorder, run_call
 from _codec import CODEC, twilio_signature
 from _proc import (
     cpu_seconds,
@@ -76,7 +76,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--turn-timeout", type=float, default=10.0, help="seconds per turn")
     p.add_argument("--connect-timeout", type=float, default=10.0, help="seconds per handshake")
     p.add_argument("--settle", type=float, default=1.0, help="idle seconds before reading RSS")
-    p.add_argument("--queue-size", type=int, default=1, help="trio-websocket message queue")
+    p.add_argument(
+        "--client",
+        choices=CLIENTS,
+        default="fast",
+        help="client transport: fast (websockets sans-IO, raw socket under trio) or trio-websocket",
+    )
+    p.add_argument(
+        "--queue-size", type=int, default=1, help="trio-websocket message queue (that client only)"
+    )
     p.add_argument("--seed", type=int, default=1, help="random seed (ids, pacing jitter)")
     p.add_argument("--json", dest="json_out", default=None, help="write all figures here")
     p.add_argument("--quiet", action="store_true", help="no progress line on stderr")
@@ -131,10 +139,9 @@ class Measures:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run all phases and return the result document (parameters, figures, machine)."""
-    headers: list[tuple[bytes, bytes]] = []
+    headers: list[tuple[str, str]] = []
     if args.auth_token:
-        signature = twilio_signature(args.auth_token, args.url)
-        headers.append((b"X-Twilio-Signature", signature.encode()))
+        headers.append(("X-Twilio-Signature", twilio_signature(args.auth_token, args.url)))
     cfg = Config(
         url=args.url,
         mode=args.mode,
@@ -146,6 +153,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         quiet_wait=args.quiet_wait / 1000.0,
         queue_size=args.queue_size,
         headers=headers,
+        client=args.client,
     )
     n = args.calls
     rec = Recorder()
@@ -243,7 +251,10 @@ def _document(args: argparse.Namespace, rec: Recorder, m: Measures) -> dict[str,
             "cpu_ms_per_turn": _per_turn_ms(m.client_cpu_s, turns),
             "cpu_util": _util(m.client_cpu_s, wall),
             "codec": CODEC,
+            "transport": args.client,
         },
+        # the load generator's own CPU (getrusage, measured phase) per turn
+        "client_cpu_ms_per_turn": _per_turn_ms(m.client_cpu_s, turns),
     }
     params = {
         "url": args.url,
@@ -257,6 +268,7 @@ def _document(args: argparse.Namespace, rec: Recorder, m: Measures) -> dict[str,
         "quiet_wait_ms": args.quiet_wait if args.mode == "bargein" else None,
         "turn_timeout_s": args.turn_timeout,
         "signed": bool(args.auth_token),
+        "client": args.client,
         "server_pid": args.server_pid,
         "seed": args.seed,
     }

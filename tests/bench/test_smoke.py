@@ -1,4 +1,5 @@
-"""Smoke test of the bench tools: voice_load.py against the toy server, closed and bargein."""
+"""Smoke test of the bench tools: voice_load.py against the toy server, closed and bargein
+with the default (fast) client, closed with the trio-websocket one."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ FIGURE_KEYS = {
     "errors",
     "server",
     "client",
+    "client_cpu_ms_per_turn",
 }
 TOKEN = "smoke-token"
 
@@ -61,8 +63,12 @@ def test_voice_load_against_toy_server(tmp_path: Path) -> None:
     with subprocess.Popen(server_cmd, stdout=subprocess.PIPE, text=True) as server:
         try:
             url = _wait_for_url(server)
-            for mode in ("closed", "bargein"):
-                out = tmp_path / f"{mode}.json"
+            for mode, client in (
+                ("closed", "fast"),
+                ("bargein", "fast"),
+                ("closed", "trio-websocket"),
+            ):
+                out = tmp_path / f"{mode}-{client}.json"
                 done = subprocess.run(
                     [
                         sys.executable,
@@ -75,6 +81,7 @@ def test_voice_load_against_toy_server(tmp_path: Path) -> None:
                         "3",
                         "--mode",
                         mode,
+                        *(["--client", client] if client != "fast" else []),
                         "--settle",
                         "0.1",
                         "--auth-token",
@@ -94,11 +101,14 @@ def test_voice_load_against_toy_server(tmp_path: Path) -> None:
                 doc = json.loads(out.read_text())
                 assert {"date", "machine", "params", "figures"} <= doc.keys()
                 assert doc["params"]["mode"] == mode
+                assert doc["params"]["client"] == client
                 figures = doc["figures"]
                 assert FIGURE_KEYS <= figures.keys()
                 assert figures["connected"] == 5
                 assert figures["errors"]["total"] == 0
                 assert figures["turns_done"] == 15
+                assert figures["client"]["transport"] == client
+                assert figures["client_cpu_ms_per_turn"] is not None
                 assert set(figures["full_reply_ms"]) >= {"p50", "p90", "p99", "max"}
                 if mode == "bargein":
                     assert figures["barge_stop_ms"]["n"] == 15
