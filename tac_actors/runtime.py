@@ -12,16 +12,21 @@ setting); memory then comes from Conversation Memory with its fallbacks.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
 
+import httpx
 import trio
 
 from tac_actors.actors import ActorCell, SessionUpdate, Supervisor, SupervisorStatistics
+from tac_actors.channels.messaging import MessagingChannel
+from tac_actors.channels.outbound import OutboundResult, start_call, start_text_conversation
 from tac_actors.channels.voice import VoiceChannel
 from tac_actors.memory.retrieval import OrchestratorMemory, fetch_orchestrator_config
+from tac_actors.protocol.twiml import ConversationRelayOptions
 from tac_actors.services import ServiceError, TwilioServices
-from tac_actors.session import AuthorInfo, ConversationSession
+from tac_actors.session import AuthorInfo, Channel, ConversationSession
 from tac_actors.tac import TAC
 
 __all__ = ["Runtime"]
@@ -45,20 +50,33 @@ class Runtime:
                                   max_frame_bytes=tac.config.max_frame_bytes,
                                   on_session=self._track_call,
                                   linker=self._link_voice if services is not None else None)
+        #: SMS, WhatsApp, RCS and Chat (Orchestrator mode only)
+        self.messaging: MessagingChannel | None = None
+        if services is not None:
+            forget = getattr(tac.memory_provider, "forget", None)
+            self.messaging = MessagingChannel(
+                supervisor, tac.agent, services, tac.config,
+                policy=tac.config.messaging_policy, options=tac.messaging_options,
+                forget=forget)
         self._calls: dict[str, ActorCell] = {}
         self._linked: dict[str, trio.Event] = {}
 
     @classmethod
     @asynccontextmanager
-    async def open(cls, tac: TAC) -> AsyncIterator[Runtime]:
+    async def open(cls, tac: TAC, *, transport: httpx.AsyncBaseTransport | None = None
+                   ) -> AsyncIterator[Runtime]:
         """Run the runtime for the block. On the way out running turns get
         ``config.shutdown_grace`` seconds, then everything is cancelled; every
-        ``on_conversation_ended`` has run when the block exits."""
+        ``on_conversation_ended`` has run when the block exits.
+
+        ``transport`` replaces the network for the service clients (tests pass the
+        emulator's in-process transport)."""
         config = tac.config
         async with AsyncExitStack() as stack:
             services: TwilioServices | None = None
             if config.orchestrator_enabled:
-                services = await stack.enter_async_context(TwilioServices.open(config))
+                services = await stack.enter_async_context(
+                    TwilioServices.open(config, transport=transport))
                 store_id = await fetch_orchestrator_config(services, config)
                 tac.memory_provider = OrchestratorMemory(services, config, store_id,
                                                          mode=tac.memory_mode)
@@ -69,10 +87,33 @@ class Runtime:
             tac.services = services
             supervisor = await stack.enter_async_context(Supervisor.open(
                 restart_limit=config.restart_limit, shutdown_grace=config.shutdown_grace))
+            runtime = cls(tac, supervisor, services)
+            tac.runtime = runtime
             try:
-                yield cls(tac, supervisor, services)
+                yield runtime
             finally:
+                tac.runtime = None
                 tac.services = None
+
+    async def start_conversation(
+        self, channel: Channel | str, to: str, message: str | None = None, *,
+        metadata: Mapping[str, Any] | None = None, channel_id: str | None = None,
+        from_: str | None = None, websocket_url: str | None = None,
+        twiml_options: ConversationRelayOptions | None = None,
+    ) -> OutboundResult:
+        """See :meth:`TAC.start_conversation`."""
+        kind = Channel(str(channel).lower())
+        if kind.is_voice:
+            return await start_call(self.tac, self.services, to, from_=from_,
+                                    websocket_url_=websocket_url, twiml_options=twiml_options,
+                                    parameters={k: str(v) for k, v in (metadata or {}).items()})
+        if self.messaging is None:
+            raise RuntimeError("text conversations need Orchestrator mode "
+                               "(TWILIO_CONVERSATION_CONFIGURATION_ID)")
+        if message is None:
+            raise ValueError("an outbound text conversation needs a first message")
+        return await start_text_conversation(self.messaging, kind, to, message,
+                                             metadata=metadata, channel_id=channel_id)
 
     def _track_call(self, session: ConversationSession, cell: ActorCell) -> None:
         if session.call_sid:

@@ -16,13 +16,17 @@ import trio
 
 from tac_actors.actors import Digits, ErrorContext, Interruption, PartialUtterance, Utterance
 from tac_actors.actors.agent import Reply
+from tac_actors.channels.messaging import MessagingOptions
 from tac_actors.config import TACConfig
 from tac_actors.memory import MemoryProvider, NoMemory, TACMemoryResponse
 from tac_actors.protocol.twiml import ConversationRelayOptions
 from tac_actors.session import ConversationSession
 
 if TYPE_CHECKING:
+    from tac_actors.channels.outbound import OutboundResult
+    from tac_actors.runtime import Runtime
     from tac_actors.services import TwilioServices
+    from tac_actors.session import Channel
 
 __all__ = ["TAC"]
 
@@ -64,7 +68,8 @@ class TAC:
 
     def __init__(self, config: TACConfig | Mapping[str, Any] | None = None, *,
                  twiml_options: ConversationRelayOptions | None = None,
-                 memory_mode: str = "once") -> None:
+                 memory_mode: str = "once",
+                 messaging: MessagingOptions | None = None) -> None:
         if config is None:
             config = TACConfig.from_env()
         elif isinstance(config, Mapping):
@@ -89,6 +94,10 @@ class TAC:
         self.memory_provider: MemoryProvider = NoMemory()
         #: the Twilio service clients while the server runs in Orchestrator mode
         self.services: TwilioServices | None = None
+        #: text channels: debounce, dedup capacity, chat agent address
+        self.messaging_options = messaging or MessagingOptions()
+        #: the running runtime (set while a server or a test harness runs)
+        self.runtime: Runtime | None = None
         self.agent = _AppAgent(self)
 
     # -- registration --------------------------------------------------------------------
@@ -141,6 +150,36 @@ class TAC:
         """Memory for ``session`` (empty in ConversationRelay-only mode). Never raises for a
         service failure: it falls back as documented on the memory provider."""
         return await self.memory_provider.retrieve(session, query)
+
+
+    async def start_conversation(
+        self, channel: Channel | str, to: str, message: str | None = None, *,
+        metadata: Mapping[str, Any] | None = None, channel_id: str | None = None,
+        from_: str | None = None, websocket_url: str | None = None,
+        twiml_options: ConversationRelayOptions | None = None,
+    ) -> OutboundResult:
+        """Start an outbound conversation with ``to`` and return an
+        :class:`~tac_actors.channels.outbound.OutboundResult`.
+
+        ``channel`` ``"sms"``, ``"whatsapp"``, ``"rcs"`` or ``"chat"`` (Orchestrator
+        mode): create or reuse the conversation, send ``message`` from our address
+        (``channel_id`` is required for chat) and start its actor; the person's answer
+        reaches ``on_message_ready`` like any inbound text. ``"voice"``: place a call from
+        ``from_`` (default: the phone number) connected to our WebSocket (at
+        ``websocket_url``, default ``wss://{voice_public_domain}/ws``); ``metadata``
+        becomes the call's custom parameters.
+
+        Needs the runtime running (:func:`tac_actors.serve`, the CLI, or
+        :func:`~tac_actors.testing.open_harness`): :class:`RuntimeError` otherwise.
+        Service failures raise :class:`~tac_actors.services.ServiceError`.
+        """
+        runtime = self.runtime
+        if runtime is None:
+            raise RuntimeError("start_conversation needs the TAC runtime running: start the "
+                               "server (tac_actors.serve) or a test harness first")
+        return await runtime.start_conversation(
+            channel, to, message, metadata=metadata, channel_id=channel_id, from_=from_,
+            websocket_url=websocket_url, twiml_options=twiml_options)
 
 
 class _AppAgent:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import trio
@@ -49,8 +49,10 @@ def create_app(
     account_sid: str,
     journal: list[RequestRecord],
     credentials: Mapping[str, str] | None = None,
+    on_request: Callable[[], None] | None = None,
 ) -> QuartTrio:
-    """The app serving ``db``. ``journal`` receives one record per product request."""
+    """The app serving ``db``. ``journal`` receives one record per product request;
+    ``on_request`` is called after each one (the emulator wakes its waiters with it)."""
     app = QuartTrio("tac_actors.emulator")
     app.config["JSON_SORT_KEYS"] = False
     app.register_blueprint(orchestrator.blueprint(db, account_sid))
@@ -91,6 +93,8 @@ def create_app(
             response.headers["Twilio-Request-Id"] = "RQ" + uuid.uuid4().hex
             journal.append(RequestRecord(request.method, request.path, product,
                                          response.status_code))
+            if on_request is not None:
+                on_request()
         return response
 
     @app.errorhandler(ApiError)

@@ -19,6 +19,7 @@ __all__ = [
     "created_observations",
     "created_profiles",
     "created_summaries",
+    "made_calls",
     "sent_messages",
     "studio_executions",
 ]
@@ -72,6 +73,11 @@ def studio_executions(db: Database) -> list[dict[str, Any]]:
     return db.all("execution")
 
 
+def made_calls(db: Database) -> list[dict[str, Any]]:
+    """Outbound calls placed through ``Calls.json``, with their ``twiml``."""
+    return db.all("call")
+
+
 def created_observations(db: Database) -> list[dict[str, Any]]:
     """Observations created through the API (not the seeded ones)."""
     return db.all("api_observation")
@@ -92,6 +98,7 @@ def blueprint(db: Database, faults: Faults, journal: list[RequestRecord]) -> Blu
     listings: dict[str, Callable[[Database], list[dict[str, Any]]]] = {
         "messages": sent_messages,
         "executions": studio_executions,
+        "calls": made_calls,
         "observations": created_observations,
         "summaries": created_summaries,
         "profiles": created_profiles,

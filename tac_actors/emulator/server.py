@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
@@ -62,9 +62,10 @@ class Emulator:
         self.faults = Faults(rng=random.Random(fault_seed))
         self.journal: list[RequestRecord] = []
         self._credentials = dict(credentials) if credentials is not None else None
+        self._changed = trio.Event()
         self.app = create_app(
             self.db, self.faults, account_sid=self.account_sid, journal=self.journal,
-            credentials=self._credentials,
+            credentials=self._credentials, on_request=self._wake,
         )
         self._url: str | None = None
 
@@ -83,6 +84,32 @@ class Emulator:
     def sent_messages(self) -> list[dict[str, Any]]:
         """Messages sent via Orchestrator Actions or ``Messages.json``, oldest first."""
         return inspection.sent_messages(self.db)
+
+    def made_calls(self) -> list[dict[str, Any]]:
+        """Outbound calls placed through ``Calls.json`` (with their ``twiml``)."""
+        return inspection.made_calls(self.db)
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def wait_until(self, condition: Callable[[], bool]) -> None:
+        """Wait until ``condition()`` is true, re-checking after every product request
+        the emulator answers (no polling). Must run in the emulator's trio run; bound
+        it with ``trio.fail_after``."""
+        while not condition():
+            await self._changed.wait()
+        await trio.lowlevel.checkpoint()
+
+    async def wait_sent_messages(self, count: int, *, conversation_id: str | None = None
+                                 ) -> list[dict[str, Any]]:
+        """Wait until at least ``count`` messages were sent (in ``conversation_id`` when
+        given) and return them, oldest first."""
+        def sent() -> list[dict[str, Any]]:
+            return [m for m in self.sent_messages()
+                    if conversation_id is None or m["conversationId"] == conversation_id]
+        await self.wait_until(lambda: len(sent()) >= count)
+        return sent()
 
     def studio_executions(self) -> list[dict[str, Any]]:
         return inspection.studio_executions(self.db)

@@ -7,6 +7,10 @@ route                              what it does
 ``WS /ws``                         one ConversationRelay session per socket
 ``POST /conversation-relay-        the session is over: parse HandoffData, ask the
 callback``                         app's ``on_handoff`` hook for the next TwiML
+``POST /webhook``                  Orchestrator events (Orchestrator mode): 200 once a
+                                   message is in its actor's mailbox, 503 +
+                                   Retry-After when the mailbox is full, 400 for a
+                                   bad payload (see :mod:`tac_actors.channels.messaging`)
 ``GET /health``                    liveness and a few figures
 =================================  ================================================
 
@@ -17,6 +21,7 @@ that anyone can reach the agent.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -165,6 +170,27 @@ def mount(app: QuartTrio, tac: TAC, *, url_prefix: str = "") -> QuartTrio:
         if tac._handoff is not None:
             xml = await _call(tac._handoff, callback)
         return Response(xml or hangup_twiml(), mimetype=XML)
+
+    if config.orchestrator_enabled:
+        @bp.route(config.webhook_path, methods=["POST"])
+        async def webhook() -> Response:
+            raw = await request.get_data()
+            body = raw if isinstance(raw, bytes) else raw.encode()
+            if state.validator is not None and not state.validator.validate_json(
+                    _url(), request.headers.get("X-Twilio-Signature"), body):
+                log.warning("POST %s: bad or missing X-Twilio-Signature (or bodySHA256): 403",
+                            request.path)
+                return Response("invalid signature", status=403, mimetype="text/plain")
+            runtime = state.runtime
+            if runtime is None or runtime.messaging is None:
+                return Response(json.dumps({"status": "starting"}), status=503,
+                                mimetype="application/json", headers={"Retry-After": "1"})
+            answer = await runtime.messaging.receive_webhook(
+                body, idempotency_token=request.headers.get("I-Twilio-Idempotency-Token"))
+            headers = ({"Retry-After": str(answer.retry_after)}
+                       if answer.retry_after is not None else {})
+            return Response(json.dumps(answer.body), status=answer.status,
+                            mimetype="application/json", headers=headers)
 
     @bp.route("/health", methods=["GET"])
     async def health() -> dict[str, Any]:

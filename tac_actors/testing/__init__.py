@@ -3,6 +3,8 @@
 * :func:`open_harness` runs a :class:`~tac_actors.TAC` in-process; ``harness.call()``
   places a simulated call over memory transports.
 * :func:`connect_caller` places the same simulated call over a real WebSocket.
+* :class:`SimulatedTexter` (:func:`open_texter` over HTTP) writes as a person on SMS,
+  WhatsApp, RCS or Chat and reads the agent's replies back from the emulator.
 * :class:`Gate`, :func:`token_stream` and :class:`Recorder` script agents that park at
   chosen points, so barge-in, deadlines and hang-ups hit exactly where a test wants.
 
@@ -20,6 +22,7 @@ from tac_actors.testing.caller import (
     sign_url,
 )
 from tac_actors.testing.harness import GatedTransport, Harness, open_harness
+from tac_actors.testing.texter import SimulatedTexter, TextReply, WebhookResult, open_texter
 
 __all__ = [
     "CallEnded",
@@ -29,9 +32,13 @@ __all__ = [
     "HeardReply",
     "Recorder",
     "SimulatedCaller",
+    "SimulatedTexter",
+    "TextReply",
+    "WebhookResult",
     "connect_caller",
     "new_call_sid",
     "open_harness",
+    "open_texter",
     "sign_url",
     "token_stream",
 ]
