@@ -21,7 +21,10 @@ What :meth:`MessagingChannel.receive_webhook` promises, for one POST of ``/webho
 * **lifecycle**: ``CLOSED`` hangs the conversation's actor up (its running turn is
   cancelled, ``on_conversation_ended`` runs once); ``INACTIVE`` drops the memory cache;
   an actor stopped by the idle timeout is respawned, with a fresh session, by the next
-  message (earlier messages reach the agent through memory, not the session history).
+  message (earlier messages reach the agent through memory, not the session history);
+* **handoff**: once a conversation was handed to a human (a Studio execution), its
+  later messages are acknowledged and left to the human: no actor is respawned for it
+  until the Orchestrator closes it (remembered per process, like the seen ids).
 
 Busy policy and debounce: texts arriving during a turn queue behind it (policy
 ``queue``). With ``debounce`` set, a turn first waits until no text has arrived for
@@ -147,6 +150,8 @@ class MessagingChannel:
         self.options = options or MessagingOptions()
         self._forget = forget
         self._seen = _Lru(self.options.dedup_capacity)
+        #: conversations handed to a human: their messages are no longer the bot's
+        self._handed_off = _Lru(self.options.dedup_capacity)
         self._in_flight: set[str] = set()
         self._participants: OrderedDict[str, tuple[Participant, ...]] = OrderedDict()
         self._looking: dict[str, trio.Event] = {}
@@ -229,6 +234,11 @@ class MessagingChannel:
         if self._is_ours(event.author.address):
             await trio.lowlevel.checkpoint()
             return _ok("echo")
+        if event.conversation_id in self._handed_off:
+            log.info("conversation %s: message for a human agent (handed off), not answered",
+                     event.conversation_id)
+            await trio.lowlevel.checkpoint()
+            return _ok("handed_off")
         participants = await self.participants(event.conversation_id)
         author = event.author.participant_id
         if author and any(p.id == author and p.type in AGENT_TYPES for p in participants):
@@ -262,6 +272,7 @@ class MessagingChannel:
                 log.info("conversation %s closed by the Orchestrator", conversation)
                 cell.hang_up("closed")
             self._participants.pop(conversation, None)
+            self._handed_off.discard(conversation)
         elif event.status == "INACTIVE" and self._forget is not None:
             self._forget(conversation)
         return _ok(event.status.lower())
@@ -360,10 +371,16 @@ class MessagingChannel:
             log.info("conversation %s not started: %s", session.conversation_id, exc)
             return None
         outbox.cell = cell
+        cell.call_when_stopped(lambda: self._stopped(cell))
         if isinstance(agent, DebouncingAgent):
             agent.cell = cell
         log.info("conversation %s started on %s", session.conversation_id, session.channel)
         return cell
+
+
+    def _stopped(self, cell: ActorCell) -> None:
+        if cell.stop_reason == "handoff":
+            self._handed_off.add(cell.key)
 
 
 def _stopping(cell: ActorCell) -> bool:

@@ -240,3 +240,44 @@ async def test_handoff_starts_a_studio_execution_after_the_last_words(
     assert execution["parameters"] == {"HandoffData": {"reason": "wants a person"}}
     assert execution["contact_channel_address"] == texter.address
     assert recorder.ended[0].conversation_id == texter.conversation_id
+
+
+async def test_handoff_tool_on_sms_records_one_studio_execution_with_context(
+        autojump_clock: Any) -> None:
+    import json
+
+    from tac_actors.tools import ToolCall, ToolRegistry
+    from tac_actors.tools.builtins import create_studio_handoff_tool
+
+    emu = in_process_emulator()
+    tac = _tac(emu, studio_handoff_flow_sid="FW" + "2" * 32)
+    recorder = Recorder().attach(tac)
+    tools = ToolRegistry([create_studio_handoff_tool(tac, attributes={"queue": "sales"})])
+
+    @tac.on_message_ready
+    async def reply(message: str, session: Any, memory: Any) -> str:
+        if "human" not in message:
+            return "How can I help?"
+        [result] = await tools.run_calls(
+            [ToolCall(id="1", name="handoff", arguments={"reason": "asked for a human"})],
+            session)
+        assert result.ok
+        return "A colleague will text you."
+
+    async with in_process(emu, tac) as runtime:
+        texter = SimulatedTexter(emu, _channel(runtime))
+        await texter.send("hi")
+        await texter.read_reply()
+        await texter.send("a human please")
+        assert (await texter.read_reply()).text == "A colleague will text you."
+        await recorder.ended_seen.wait()
+        await texter.send("hello? anyone?")  # the bot no longer answers this conversation
+        await trio.sleep(60)
+        assert texter.unread() == []
+    (execution,) = emu.studio_executions()
+    data = execution["parameters"]["HandoffData"]
+    data = json.loads(data) if isinstance(data, str) else data
+    assert data["conversationId"] == texter.conversation_id
+    assert data["channel"] == "sms" and data["reason"] == "asked for a human"
+    assert data["attributes"] == {"queue": "sales", "reason": "asked for a human"}
+    assert "user: hi | assistant: How can I help?" in data["summary"]
