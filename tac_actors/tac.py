@@ -192,7 +192,11 @@ class _AppAgent:
         callback = self._tac._message_ready
         if callback is None:
             raise RuntimeError("no on_message_ready callback is registered")
-        memory = await self._tac.memory_provider.retrieve(session, message.text)
+        provider = self._tac.memory_provider
+        if type(provider) is NoMemory:  # relay-only: skip a scheduler round trip per turn
+            memory = TACMemoryResponse.empty()
+        else:
+            memory = await provider.retrieve(session, message.text)
         result = await _call(callback, message.text, session, memory)
         return _check_reply(result, "on_message_ready")
 

@@ -357,8 +357,15 @@ class MessagingChannel:
     def spawn(self, session: ConversationSession, route: Route) -> ActorCell | None:
         """Start the actor of ``session`` (or return the live one); ``None`` while the
         server shuts down."""
-        outbox = MessagingOutbox(self.services, route,
-                                 hand_off=studio_handoff(self.services, self.config, route))
+        studio = studio_handoff(self.services, self.config, route)
+        hand_off = None
+        if studio is not None:
+            async def hand_off(data: str) -> None:
+                await studio(data)
+                # from now on the conversation belongs to a human
+                self._handed_off.add(session.conversation_id)
+
+        outbox = MessagingOutbox(self.services, route, hand_off=hand_off)
         agent: Agent = self.agent
         if self.options.debounce is not None:
             agent = DebouncingAgent(self.agent, self.options.debounce)
@@ -371,16 +378,10 @@ class MessagingChannel:
             log.info("conversation %s not started: %s", session.conversation_id, exc)
             return None
         outbox.cell = cell
-        cell.call_when_stopped(lambda: self._stopped(cell))
         if isinstance(agent, DebouncingAgent):
             agent.cell = cell
         log.info("conversation %s started on %s", session.conversation_id, session.channel)
         return cell
-
-
-    def _stopped(self, cell: ActorCell) -> None:
-        if cell.stop_reason == "handoff":
-            self._handed_off.add(cell.key)
 
 
 def _stopping(cell: ActorCell) -> bool:
