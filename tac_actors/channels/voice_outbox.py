@@ -10,6 +10,7 @@ After ``end`` is queued, the outbox accepts nothing more.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import trio
 
@@ -44,6 +45,11 @@ class VoiceOutbox:
         self._empty.set()
         self._ended = False
         self._stopping = False
+        # the writer side: a transport that can write without waiting lets a frame skip
+        # the queue (and a task switch) whenever nothing is queued or being written
+        self._nowait: Callable[[str], bool] | None = None
+        self._writer_busy = False
+        self._needs_flush = False
         self.sent = 0
         self.dropped_after_end = 0
 
@@ -76,8 +82,27 @@ class VoiceOutbox:
             await trio.lowlevel.checkpoint()
             return
         self._conn.count_sent()
-        self._put(turn, text_frame(token, last))
+        text = text_frame(token, last)
+        if self._nowait is not None and not self._queue and not self._writer_busy:
+            self._write_now(text)
+            await trio.lowlevel.checkpoint_if_cancelled()
+            return
+        self._put(turn, text)
         await self._pace()
+
+    def _write_now(self, text: str) -> None:
+        assert self._nowait is not None
+        try:
+            complete = self._nowait(text)
+        except TransportClosed:
+            self._stopping = True
+            return
+        self.sent += 1
+        if not complete:  # the rest waits for the socket: the writer finishes it
+            self._needs_flush = True
+            if self._empty.is_set():
+                self._empty = trio.Event()
+            self._writer_lot.unpark()
 
     async def send_frame(self, turn: int | None, frame: OutboundFrame) -> None:
         if self._ended:
@@ -122,28 +147,41 @@ class VoiceOutbox:
         When the transport offers ``send_many``, everything queued goes out in one write.
         """
         send_many = getattr(transport, "send_many", None)
+        flush = getattr(transport, "flush", None)
+        self._nowait = getattr(transport, "send_nowait", None)
         try:
             while True:
-                while not self._queue:
+                while not self._queue and not self._needs_flush:
                     self._empty.set()
                     if self._stopping:
                         return
                     await self._writer_lot.park()
-                if send_many is not None and len(self._queue) > 1:
-                    batch = [text for _, text in self._queue]
-                    self._queue.clear()
-                    await send_many(batch)
-                    self.sent += len(batch)
-                else:
-                    _, text = self._queue.pop(0)
-                    await transport.send(text)
-                    self.sent += 1
+                self._writer_busy = True
+                try:
+                    if not self._queue:
+                        self._needs_flush = False
+                        if flush is not None:
+                            await flush()
+                    elif send_many is not None and len(self._queue) > 1:
+                        batch = [text for _, text in self._queue]
+                        self._queue.clear()
+                        self._needs_flush = False
+                        await send_many(batch)
+                        self.sent += len(batch)
+                    else:
+                        _, text = self._queue.pop(0)
+                        self._needs_flush = False
+                        await transport.send(text)
+                        self.sent += 1
+                finally:
+                    self._writer_busy = False
                 if len(self._queue) < self._low:
                     self._space_lot.unpark_all()
         except TransportClosed:
             self._stopping = True
             self._space_lot.unpark_all()
         finally:
+            self._nowait = None
             self._empty.set()
 
     def stop(self) -> None:

@@ -17,6 +17,7 @@ live, and the actors and protocol code do not know which engine carries a call.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 
 import trio
@@ -49,7 +50,11 @@ class FastTransport:
         self._messages: list[str | bytes] = []  # lists are ~500 B lighter than deques
         self._fragments: list[bytes] = []
         self._fragment_text = False
-        self._lock = trio.StrictFIFOLock()
+        self._fd = stream.socket.fileno() if isinstance(stream, trio.SocketStream) else -1
+        self._backlog = b""  # accepted, not yet in the kernel: goes out before anything else
+        self._close_after = False
+        self._writing = False
+        self._write_lot = trio.lowlevel.ParkingLot()
         self._eof = False
         self._closed = False
 
@@ -100,21 +105,66 @@ class FastTransport:
         if self._proto.parser_exc is not None and not self._messages:
             self._eof = True
 
-    async def _flush(self) -> None:
+    def _take_output(self) -> None:
         chunks = self._proto.data_to_send()
-        if not chunks:
+        if chunks:
+            if chunks[-1] == b"":  # the protocol asks for the TCP connection to end
+                self._close_after = True
+            self._backlog += b"".join(chunks)
+
+    async def _flush(self) -> None:
+        """Write everything the protocol produced, in order. One writer at a time:
+        ownership passes from one waiting writer to the next, so bytes never reorder."""
+        self._take_output()
+        if not self._backlog and not self._close_after:
+            await trio.lowlevel.checkpoint_if_cancelled()
             return
-        payload = b"".join(chunks)
-        async with self._lock:
-            try:
-                if payload:
-                    await self._stream.send_all(payload)
-                if chunks[-1] == b"":  # the protocol asks for the TCP connection to end
-                    await self._stream.aclose()
-                    self._eof = True
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
+        if self._writing:
+            await self._write_lot.park()  # woken as the owner
+        else:
+            self._writing = True
+        try:
+            while self._backlog:
+                data, self._backlog = self._backlog, b""
+                await self._stream.send_all(data)
+            if self._close_after:
+                self._close_after = False
+                await self._stream.aclose()
                 self._eof = True
-                raise TransportClosed(1006, "peer vanished") from None
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self._eof = True
+            self._backlog = b""
+            raise TransportClosed(1006, "peer vanished") from None
+        finally:
+            if len(self._write_lot):
+                self._write_lot.unpark()
+            else:
+                self._writing = False
+
+    def send_nowait(self, text: str) -> bool:
+        """Accept one text frame without waiting, writing it straight to the socket when
+        nothing else is being written. Returns True when the frame is entirely in the
+        kernel; False when bytes are left in the backlog, for :meth:`flush`. Raises
+        :class:`TransportClosed` when the connection is no longer open."""
+        if self._proto.state is not State.OPEN or self._eof:
+            raise self._closed_error()
+        self._proto.send_text(text.encode())
+        self._take_output()
+        if self._writing or self._fd < 0:
+            return False
+        data = self._backlog
+        try:
+            written = os.write(self._fd, data)
+        except BlockingIOError:
+            written = 0
+        except OSError:
+            return False  # the flush that follows meets the error and reports it
+        self._backlog = data[written:]
+        return not self._backlog
+
+    async def flush(self) -> None:
+        """Write what :meth:`send_nowait` left in the backlog."""
+        await self._flush()
 
     async def send(self, text: str) -> None:
         if self._proto.state is not State.OPEN:
