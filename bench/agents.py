@@ -38,9 +38,9 @@ async def stream(message: str, session: ConversationSession,
     delay = float(os.environ.get("BENCH_TOKEN_DELAY_MS", "0")) / 1000
 
     async def tokens() -> AsyncIterator[str]:
-        for i in range(count):
+        for i in range(count):  # token, then the delay: as the reference bench agent
+            yield f"tok{i} "
             if delay:
                 await trio.sleep(delay)
-            yield f"tok{i} "
 
     return tokens()
