@@ -136,7 +136,7 @@ class VoiceChannel:
         close_code = 1000
         try:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(outbox.run, transport)
+                outbox.start(nursery, transport)
                 if self._linker is not None:
                     # off the turn path: the first turn does not wait for the look-up
                     nursery.start_soon(self._linker, session, cell)

@@ -39,7 +39,6 @@ class VoiceOutbox:
         self._queue: list[tuple[int, str]] = []  # lighter than a deque; drained in batches
         self._high = high_water
         self._low = high_water // 2
-        self._writer_lot = trio.lowlevel.ParkingLot()
         self._space_lot = trio.lowlevel.ParkingLot()
         self._empty = trio.Event()
         self._empty.set()
@@ -48,7 +47,9 @@ class VoiceOutbox:
         # the writer side: a transport that can write without waiting lets a frame skip
         # the queue (and a task switch) whenever nothing is queued or being written
         self._nowait: Callable[[str], bool] | None = None
-        self._writer_busy = False
+        self._nursery: trio.Nursery | None = None
+        self._transport: Transport | None = None
+        self._writer_busy = False  # a writer task exists (it lives only while there is work)
         self._needs_flush = False
         self.sent = 0
         self.dropped_after_end = 0
@@ -62,7 +63,12 @@ class VoiceOutbox:
         self._queue.append((turn, text))
         if self._empty.is_set():
             self._empty = trio.Event()
-        self._writer_lot.unpark()
+        self._wake_writer()
+
+    def _wake_writer(self) -> None:
+        if not self._writer_busy and self._nursery is not None and not self._stopping:
+            self._writer_busy = True
+            self._nursery.start_soon(self._write_all)
 
     async def _pace(self) -> None:
         if len(self._queue) >= self._high:
@@ -102,7 +108,7 @@ class VoiceOutbox:
             self._needs_flush = True
             if self._empty.is_set():
                 self._empty = trio.Event()
-            self._writer_lot.unpark()
+            self._wake_writer()
 
     async def send_frame(self, turn: int | None, frame: OutboundFrame) -> None:
         if self._ended:
@@ -140,55 +146,57 @@ class VoiceOutbox:
 
     # -- the writer side -------------------------------------------------------------
 
-    async def run(self, transport: Transport) -> None:
-        """Write queued frames in order until :meth:`stop` and the queue is empty, or the
-        transport closes. Cancelling it drops what is still queued.
+    def start(self, nursery: trio.Nursery, transport: Transport) -> None:
+        """Write to ``transport`` from now on. A writer task runs in ``nursery`` only
+        while frames wait (an idle call costs no task); when the transport can write
+        without waiting, frames skip even that. Cancelling the nursery drops what is
+        still queued."""
+        self._nursery = nursery
+        self._transport = transport
+        self._nowait = getattr(transport, "send_nowait", None)
+        if self._queue or self._needs_flush:
+            self._wake_writer()
 
-        When the transport offers ``send_many``, everything queued goes out in one write.
-        """
+    async def _write_all(self) -> None:
+        transport = self._transport
+        assert transport is not None
         send_many = getattr(transport, "send_many", None)
         flush = getattr(transport, "flush", None)
-        self._nowait = getattr(transport, "send_nowait", None)
         try:
-            while True:
-                while not self._queue and not self._needs_flush:
-                    self._empty.set()
-                    if self._stopping:
-                        return
-                    await self._writer_lot.park()
-                self._writer_busy = True
-                try:
-                    if not self._queue:
-                        self._needs_flush = False
-                        if flush is not None:
-                            await flush()
-                    elif send_many is not None and len(self._queue) > 1:
-                        batch = [text for _, text in self._queue]
-                        self._queue.clear()
-                        self._needs_flush = False
-                        await send_many(batch)
-                        self.sent += len(batch)
-                    else:
-                        _, text = self._queue.pop(0)
-                        self._needs_flush = False
-                        await transport.send(text)
-                        self.sent += 1
-                finally:
-                    self._writer_busy = False
+            while self._queue or self._needs_flush:
+                if not self._queue:
+                    self._needs_flush = False
+                    if flush is not None:
+                        await flush()
+                elif send_many is not None and len(self._queue) > 1:
+                    batch = [text for _, text in self._queue]
+                    self._queue.clear()
+                    self._needs_flush = False
+                    await send_many(batch)
+                    self.sent += len(batch)
+                else:
+                    _, text = self._queue.pop(0)
+                    self._needs_flush = False
+                    await transport.send(text)
+                    self.sent += 1
                 if len(self._queue) < self._low:
                     self._space_lot.unpark_all()
         except TransportClosed:
             self._stopping = True
-            self._space_lot.unpark_all()
-        finally:
             self._nowait = None
-            self._empty.set()
+            self._queue.clear()
+        finally:
+            self._writer_busy = False
+            if not self._queue and not self._needs_flush:
+                self._empty.set()
+            self._space_lot.unpark_all()
 
     def stop(self) -> None:
-        """Ask the writer to return once the queue is empty."""
+        """Accept no more writes once the queue is empty (the call is ending)."""
         self._stopping = True
-        self._writer_lot.unpark_all()
         self._space_lot.unpark_all()
+        if not self._writer_busy and not self._queue and not self._needs_flush:
+            self._empty.set()
 
     async def wait_empty(self) -> None:
         await self._empty.wait()
