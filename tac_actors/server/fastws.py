@@ -23,7 +23,7 @@ from collections.abc import Callable
 import trio
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
-from websockets.protocol import State
+from websockets.protocol import Protocol, State
 from websockets.server import ServerProtocol
 
 from tac_actors.channels.transport import TransportClosed
@@ -201,6 +201,22 @@ class FastTransport:
             await self._stream.aclose()
 
 
+def _forget_handshake(protocol: ServerProtocol) -> None:
+    """Let the upgrade request go. ``ServerProtocol`` parses frames inside the generator
+    that parsed the request, which keeps the request (headers and all, ~1.7 KB) alive for
+    the life of the connection. Right after the handshake, with no frame bytes buffered,
+    a fresh frame parser is the same parser without it. Skipped (harmlessly) if the
+    library's internals are not as expected."""
+    try:
+        if protocol.reader.buffer:
+            return
+        parser = Protocol.parse(protocol)
+        next(parser)
+        protocol.parser = parser
+    except Exception:  # a websockets version with other internals: keep its parser
+        log.debug("websockets internals changed: the upgrade request stays referenced")
+
+
 def _parse_head(head: bytes) -> tuple[str, str, dict[str, str]] | None:
     try:
         text = head.decode("latin-1")
@@ -290,6 +306,7 @@ class FrontDoor:
         if events:  # frames sent right behind the upgrade (clients should wait; some don't)
             transport._collect(list(events))
         del events
+        _forget_handshake(protocol)
         await transport._flush()
         if not accepted:
             return
