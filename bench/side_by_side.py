@@ -86,6 +86,13 @@ SCENARIOS = [
         ["--mode", "bargein", "--turns", "5", "--barge-after", "50", "--quiet-wait", "50"],
         {"BENCH_STREAM_TOKENS": "30", "BENCH_TOKEN_DELAY_MS": "20"},
     ),
+    Scenario(
+        "bargein1000",
+        "stream",
+        1000,
+        ["--mode", "bargein", "--turns", "3", "--barge-after", "200", "--quiet-wait", "50"],
+        {"BENCH_STREAM_TOKENS": "30", "BENCH_TOKEN_DELAY_MS": "50"},
+    ),
     Scenario("idle", "echo", 2000, []),
 ]
 
@@ -111,6 +118,10 @@ COMPARE: list[tuple[str, str, tuple[str, ...], bool]] = [
     ("bargein", "barge-in stop p99 ms", ("barge_stop_ms", "p99"), True),
     ("bargein", "late tokens after ack", ("late_tokens",), True),
     ("bargein", "errors", ("errors", "total"), True),
+    ("bargein1000", "1,000 calls: barge-in stop p50 ms", ("barge_stop_ms", "p50"), True),
+    ("bargein1000", "1,000 calls: barge-in stop p99 ms", ("barge_stop_ms", "p99"), True),
+    ("bargein1000", "1,000 calls: late tokens", ("late_tokens",), True),
+    ("bargein1000", "1,000 calls: server CPU ms/turn", ("server", "cpu_ms_per_turn"), True),
     ("idle", "RSS per idle call KB", ("server", "rss_per_call_kb"), True),
     ("idle", "connect all s", ("connect", "total_s"), True),
 ]

@@ -190,7 +190,7 @@ def test_connect_refused_is_oserror() -> None:
 
 def test_connect_timeout() -> None:
     async def script(peer: Peer) -> None:
-        await trio.sleep(1)  # never answers the upgrade
+        await trio.sleep_forever()  # never answers the upgrade
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
@@ -198,5 +198,6 @@ def test_connect_timeout() -> None:
             with pytest.raises(_fastws.ConnectTimeout):
                 async with _fastws.open_fast_websocket(url, connect_timeout=0.1):
                     pass  # pragma: no cover
+            nursery.cancel_scope.cancel()
 
     trio.run(main)
