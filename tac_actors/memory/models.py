@@ -105,22 +105,8 @@ class TACMemoryResponse:
 
             recall = parse_recall(recall)
         return cls(
-            observations=tuple(
-                ObservationInfo(
-                    id=o.id, content=o.content, source=o.source, created_at=o.created_at,
-                    updated_at=o.updated_at, occurred_at=o.occurred_at,
-                    conversation_ids=o.conversation_ids,
-                )
-                for o in recall.observations
-            ),
-            summaries=tuple(
-                SummaryInfo(
-                    id=s.id, content=s.content, conversation_id=s.conversation_id,
-                    source=s.source, created_at=s.created_at, updated_at=s.updated_at,
-                    occurred_at=s.occurred_at,
-                )
-                for s in recall.summaries
-            ),
+            observations=tuple(recall.observations),  # the wire types are these types
+            summaries=tuple(recall.summaries),
             communications=tuple(
                 TACCommunication(
                     id=c.id, role=role_for_participant_type(c.author.type), text=c.text,

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import attrs
 import cattrs
 
+from tac_actors.memory.models import ObservationInfo, SummaryInfo
 from tac_actors.services.http import Product, ServiceHTTP
 from tac_actors.services.wire import camel, decode
 
@@ -58,26 +59,10 @@ class MemoryProfile:
     traits: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
 
 
-@attrs.frozen(kw_only=True)
-class Observation:
-    id: str
-    content: str
-    source: str | None = None
-    created_at: str | None = None
-    updated_at: str | None = None
-    occurred_at: str | None = None
-    conversation_ids: tuple[str, ...] = ()
-
-
-@attrs.frozen(kw_only=True)
-class Summary:
-    id: str
-    content: str
-    conversation_id: str | None = None
-    source: str | None = None
-    created_at: str | None = None
-    updated_at: str | None = None
-    occurred_at: str | None = None
+# Observations and summaries are read straight into the types handed to callbacks: the
+# wire shape and the public shape are the same fields.
+Observation = ObservationInfo
+Summary = SummaryInfo
 
 
 @attrs.frozen(kw_only=True)
