@@ -54,8 +54,9 @@ async def on_message(message: str, session: ConversationSession,
     if RECALL.search(message):
         if not memory.observations and not memory.summaries:
             return f"{hello}I don't have anything on file about you yet."
-        facts = [o.content for o in memory.observations[:2]]
-        return f"{hello}here is what I remember: " + " ".join(facts)
+        facts = " ".join(o.content for o in memory.observations[:2])
+        return f"{hello}here is what I remember: {facts}" if hello else \
+            f"Here is what I remember: {facts}"
     result = await run_tool("search_knowledge", session, query=message)
     found = re.search(r'"content":\s*"((?:[^"\\]|\\.)*)"', result)
     if not found:

@@ -121,17 +121,17 @@ class ConversationActor:
             except trio.WouldBlock:
                 if self.turn is None and (self._draining or self.mailbox.closed):
                     return
-                await self._wait()
+                if self.policy.idle_timeout is None or self.turn is not None:
+                    # no deadline to watch: wait here (no cancel scope, no extra frame:
+                    # this is where every idle call spends its life)
+                    await self.mailbox.wait_readable()
+                else:
+                    await self._wait_or_idle_out(self.policy.idle_timeout)
                 continue
             self._idle_since = trio.current_time()
             await self._dispatch(message)
 
-    async def _wait(self) -> None:
-        idle = self.policy.idle_timeout
-        if idle is None or self.turn is not None:
-            # no deadline to watch: skip the cancel scope (it is the hot path of every call)
-            await self.mailbox.wait_readable()
-            return
+    async def _wait_or_idle_out(self, idle: float) -> None:
         with trio.move_on_at(self._idle_since + idle) as scope:
             await self.mailbox.wait_readable()
         if scope.cancelled_caught and self.turn is None:

@@ -51,7 +51,9 @@ class Mailbox(Generic[T]):
         self._received = 0
         self._rejected = 0
         self._readers = trio.lowlevel.ParkingLot()
-        self._writers = trio.lowlevel.ParkingLot()
+        # senders wait only on a full mailbox: their parking lot is made when first needed
+        # (thousands of idle conversations each save its few hundred bytes)
+        self._writers: trio.lowlevel.ParkingLot | None = None
         self._closed = False
 
     def __len__(self) -> int:
@@ -91,6 +93,8 @@ class Mailbox(Generic[T]):
                 self.send_nowait(item, urgent=urgent)
             except trio.WouldBlock:
                 self._rejected -= 1  # a wait, not a rejection
+                if self._writers is None:
+                    self._writers = trio.lowlevel.ParkingLot()
                 await self._writers.park()
             else:
                 await trio.lowlevel.cancel_shielded_checkpoint()
@@ -109,7 +113,8 @@ class Mailbox(Generic[T]):
                 else:
                     self._normal -= 1
                 self._received += 1
-                self._writers.unpark_all()
+                if self._writers:
+                    self._writers.unpark_all()
                 return item
         raise trio.WouldBlock
 
@@ -129,7 +134,8 @@ class Mailbox(Generic[T]):
         """Refuse further messages; queued ones stay readable. Wakes every waiter."""
         self._closed = True
         self._readers.unpark_all()
-        self._writers.unpark_all()
+        if self._writers:
+            self._writers.unpark_all()
 
     @property
     def closed(self) -> bool:
@@ -140,7 +146,8 @@ class Mailbox(Generic[T]):
         items = [item for _, item in self._items]
         self._items.clear()
         self._normal = self._urgent = 0
-        self._writers.unpark_all()
+        if self._writers:
+            self._writers.unpark_all()
         return items
 
     def statistics(self) -> MailboxStatistics:
@@ -151,5 +158,5 @@ class Mailbox(Generic[T]):
             urgent_capacity=self.urgent_capacity,
             received=self._received,
             rejected=self._rejected,
-            waiting_senders=self._writers.statistics().tasks_waiting,
+            waiting_senders=len(self._writers) if self._writers else 0,
         )

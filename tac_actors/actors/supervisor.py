@@ -288,62 +288,71 @@ class Supervisor:
         return len(self._cells)
 
     async def _supervise(self, cell: ActorCell) -> None:
+        # one frame for the life of the conversation (the restart loop is inline: every
+        # idle call holds this frame, so nesting here is memory)
         try:
             with cell.scope:
-                await self._incarnations(cell)
+                recovering = False
+                while True:
+                    actor = ConversationActor(cell)
+                    cell.actor = actor
+                    try:
+                        await actor.run(recovering=recovering)
+                        cell.note_stop("ended")
+                        return
+                    except Exception as exc:
+                        crash = exc
+                    finally:
+                        cell.actor = None
+                    if not await self._restart_allowed(cell, crash):
+                        return
+                    recovering = True
         finally:
-            self._cells.pop(cell.key, None)
-            cell.mailbox.close()
-            dropped = [m for m in cell.mailbox.drain() if not isinstance(m, Drain)]
-            if dropped:
-                log.warning("conversation %s ended (%s) with %d unhandled message(s): %s",
-                            cell.key, cell.stop_reason, len(dropped),
-                            ", ".join(type(m).__name__ for m in dropped))
-            with trio.CancelScope(shield=True, deadline=trio.current_time() + END_HOOK_TIMEOUT):
-                try:
-                    await cell.agent.ended(cell.session)
-                except Exception:
-                    log.exception("conversation %s: on_conversation_ended raised", cell.key)
-            cell.session.attach(None)
-            self._ended += 1
-            cell.stopped.set()
-            for fn in cell._on_stopped:
-                try:
-                    fn()
-                except Exception:
-                    log.exception("conversation %s: stop callback raised", cell.key)
-            cell._on_stopped.clear()
-            if not self._cells:
-                self._all_stopped.set()
+            await self._bury(cell)
 
-    async def _incarnations(self, cell: ActorCell) -> None:
-        recovering = False
-        while True:
-            actor = ConversationActor(cell)
-            cell.actor = actor
+    async def _restart_allowed(self, cell: ActorCell, crash: Exception) -> bool:
+        """Count a crash; past the intensity, end the conversation cleanly."""
+        if not cell._crash_allowed(self.restart_limit):
+            self._gave_up += 1
+            cell.note_stop("gave_up")
+            log.error("conversation %s crashed %d times in %.0f s: ending it", cell.key,
+                      len(cell._crashes), self.restart_limit.window, exc_info=crash)
+            await cell.report(crash, "gave_up")
+            with trio.move_on_after(END_HOOK_TIMEOUT):
+                await cell.outbox.finish(goodbye=cell.policy.goodbye_text)
+            return False
+        cell.stats.restarts += 1
+        self._restarts += 1
+        log.warning("conversation %s: actor crashed, restarting (%d in window)", cell.key,
+                    len(cell._crashes), exc_info=crash)
+        await cell.report(crash, "crash")
+        return True
+
+    async def _bury(self, cell: ActorCell) -> None:
+        """After the end: unregister, report what was left, run the end hook once."""
+        self._cells.pop(cell.key, None)
+        cell.mailbox.close()
+        dropped = [m for m in cell.mailbox.drain() if not isinstance(m, Drain)]
+        if dropped:
+            log.warning("conversation %s ended (%s) with %d unhandled message(s): %s",
+                        cell.key, cell.stop_reason, len(dropped),
+                        ", ".join(type(m).__name__ for m in dropped))
+        with trio.CancelScope(shield=True, deadline=trio.current_time() + END_HOOK_TIMEOUT):
             try:
-                await actor.run(recovering=recovering)
-                cell.note_stop("ended")
-                return
-            except Exception as exc:
-                crash = exc
-            finally:
-                cell.actor = None
-            if not cell._crash_allowed(self.restart_limit):
-                self._gave_up += 1
-                cell.note_stop("gave_up")
-                log.error("conversation %s crashed %d times in %.0f s: ending it", cell.key,
-                          len(cell._crashes), self.restart_limit.window, exc_info=crash)
-                await cell.report(crash, "gave_up")
-                with trio.move_on_after(END_HOOK_TIMEOUT):
-                    await cell.outbox.finish(goodbye=cell.policy.goodbye_text)
-                return
-            cell.stats.restarts += 1
-            self._restarts += 1
-            log.warning("conversation %s: actor crashed, restarting (%d in window)", cell.key,
-                        len(cell._crashes), exc_info=crash)
-            await cell.report(crash, "crash")
-            recovering = True
+                await cell.agent.ended(cell.session)
+            except Exception:
+                log.exception("conversation %s: on_conversation_ended raised", cell.key)
+        cell.session.attach(None)
+        self._ended += 1
+        cell.stopped.set()
+        for fn in cell._on_stopped:
+            try:
+                fn()
+            except Exception:
+                log.exception("conversation %s: stop callback raised", cell.key)
+        cell._on_stopped.clear()
+        if not self._cells:
+            self._all_stopped.set()
 
     # -- shutdown -------------------------------------------------------------------------------
 

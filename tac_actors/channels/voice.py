@@ -91,7 +91,7 @@ def session_from_setup(setup: Setup) -> ConversationSession:
         call_sid=setup.call_sid,
         caller=setup.from_,
         called=setup.to,
-        custom_parameters=dict(setup.custom_parameters),
+        custom_parameters=setup.custom_parameters,
         metadata={"setup": setup},
     )
 

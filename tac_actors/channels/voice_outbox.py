@@ -39,9 +39,9 @@ class VoiceOutbox:
         self._queue: list[tuple[int, str]] = []  # lighter than a deque; drained in batches
         self._high = high_water
         self._low = high_water // 2
-        self._space_lot = trio.lowlevel.ParkingLot()
-        self._empty = trio.Event()
-        self._empty.set()
+        # made when first needed: an idle call holds neither (see _unpark_space, wait_empty)
+        self._space_lot: trio.lowlevel.ParkingLot | None = None
+        self._drained: trio.Event | None = None
         self._ended = False
         self._stopping = False
         # the writer side: a transport that can write without waiting lets a frame skip
@@ -61,8 +61,6 @@ class VoiceOutbox:
 
     def _put(self, turn: int, text: str) -> None:
         self._queue.append((turn, text))
-        if self._empty.is_set():
-            self._empty = trio.Event()
         self._wake_writer()
 
     def _wake_writer(self) -> None:
@@ -73,6 +71,8 @@ class VoiceOutbox:
     async def _pace(self) -> None:
         if len(self._queue) >= self._high:
             while len(self._queue) >= self._low and not self._stopping:
+                if self._space_lot is None:
+                    self._space_lot = trio.lowlevel.ParkingLot()
                 await self._space_lot.park()
         elif self._queue and len(self._queue) % YIELD_EVERY:
             # a cancellation point without a trip through the scheduler: tokens pile up
@@ -106,8 +106,6 @@ class VoiceOutbox:
         self.sent += 1
         if not complete:  # the rest waits for the socket: the writer finishes it
             self._needs_flush = True
-            if self._empty.is_set():
-                self._empty = trio.Event()
             self._wake_writer()
 
     async def send_frame(self, turn: int | None, frame: OutboundFrame) -> None:
@@ -124,10 +122,9 @@ class VoiceOutbox:
         before = len(self._queue)
         self._queue = [item for item in self._queue if item[0] != turn]
         removed = before - len(self._queue)
-        if not self._queue:
-            self._empty.set()
+        self._note_if_drained()
         if removed:
-            self._space_lot.unpark_all()
+            self._unpark_space()
         return removed
 
     async def hand_off(self, handoff_data: str) -> None:
@@ -180,26 +177,42 @@ class VoiceOutbox:
                     await transport.send(text)
                     self.sent += 1
                 if len(self._queue) < self._low:
-                    self._space_lot.unpark_all()
+                    self._unpark_space()
         except TransportClosed:
             self._stopping = True
             self._nowait = None
             self._queue.clear()
         finally:
             self._writer_busy = False
-            if not self._queue and not self._needs_flush:
-                self._empty.set()
-            self._space_lot.unpark_all()
+            self._note_if_drained()
+            self._unpark_space()
 
     def stop(self) -> None:
         """Accept no more writes once the queue is empty (the call is ending)."""
         self._stopping = True
-        self._space_lot.unpark_all()
-        if not self._writer_busy and not self._queue and not self._needs_flush:
-            self._empty.set()
+        self._unpark_space()
+        self._note_if_drained()
+
+    def _unpark_space(self) -> None:
+        if self._space_lot:
+            self._space_lot.unpark_all()
+
+    def _drained_now(self) -> bool:
+        return not self._queue and not self._needs_flush and not self._writer_busy
+
+    def _note_if_drained(self) -> None:
+        if self._drained is not None and self._drained_now():
+            self._drained.set()
+            self._drained = None
 
     async def wait_empty(self) -> None:
-        await self._empty.wait()
+        """Wait until nothing is queued or being written."""
+        if self._drained_now():
+            await trio.lowlevel.checkpoint()
+            return
+        if self._drained is None:
+            self._drained = trio.Event()
+        await self._drained.wait()
 
     def queued(self) -> int:
         return len(self._queue)

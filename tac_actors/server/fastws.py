@@ -54,7 +54,7 @@ class FastTransport:
         self._backlog = b""  # accepted, not yet in the kernel: goes out before anything else
         self._close_after = False
         self._writing = False
-        self._write_lot = trio.lowlevel.ParkingLot()
+        self._write_lot: trio.lowlevel.ParkingLot | None = None  # made when writers queue
         self._eof = False
         self._closed = False
 
@@ -120,6 +120,8 @@ class FastTransport:
             await trio.lowlevel.checkpoint_if_cancelled()
             return
         if self._writing:
+            if self._write_lot is None:
+                self._write_lot = trio.lowlevel.ParkingLot()
             await self._write_lot.park()  # woken as the owner
         else:
             self._writing = True
@@ -136,7 +138,7 @@ class FastTransport:
             self._backlog = b""
             raise TransportClosed(1006, "peer vanished") from None
         finally:
-            if len(self._write_lot):
+            if self._write_lot:
                 self._write_lot.unpark()
             else:
                 self._writing = False

@@ -90,7 +90,9 @@ async def serve(tac: TAC, host: str = "0.0.0.0", port: int = 8000, *,
         internal_host, _, internal_port = internal[0].split("://", 1)[1].rpartition(":")
         runtime = state.require_runtime()
 
-        async def serve_socket(transport: FastTransport, request: Request) -> None:
+        def serve_socket(transport: FastTransport, request: Request) -> Awaitable[None]:
+            # not a coroutine itself: the check is synchronous, and the call's coroutine
+            # is returned for the front door to await (one frame less per live call)
             if state.validator is not None:
                 url = public_url(scheme="ws", host=request.headers.get("Host", host),
                                  path_and_query=request.path, headers=dict(request.headers),
@@ -99,10 +101,8 @@ async def serve(tac: TAC, host: str = "0.0.0.0", port: int = 8000, *,
                         url, request.headers.get("X-Twilio-Signature")):
                     log.warning("WebSocket upgrade with a bad or missing X-Twilio-Signature: "
                                 "1008")
-                    await transport.close(1008, "invalid signature")
-                    return
-            del request  # the upgrade's headers are not kept for the life of the call
-            await runtime.voice.handle(transport)
+                    return transport.close(1008, "invalid signature")
+            return runtime.voice.handle(transport)
 
         door = FrontDoor(voice_path=tac.config.voice_websocket_path,
                          internal=(internal_host, int(internal_port)),
