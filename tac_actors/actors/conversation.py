@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
-from tac_actors.actors.agent import ActorCrash, ErrorContext, Phase, Reply, TurnTimeout
+from tac_actors.actors.agent import ActorCrash, Phase, Reply, TurnTimeout
 from tac_actors.actors.messages import (
     ChannelError,
     Digits,
@@ -48,7 +48,7 @@ from tac_actors.config import BusyPolicy
 if TYPE_CHECKING:
     from tac_actors.actors.supervisor import ActorCell
 
-__all__ = ["ConversationActor"]
+__all__ = ["ChannelReportedError", "ConversationActor", "Turn"]
 
 log = logging.getLogger("tac_actors.actor")
 
@@ -346,5 +346,3 @@ def _now() -> datetime:
 def _name(fn: Callable[..., Any]) -> str:
     return getattr(fn, "__qualname__", repr(fn))
 
-
-__all__ += ["ChannelReportedError", "ErrorContext"]
