@@ -289,15 +289,37 @@ class ConversationActor:
 
     # -- barge-in --------------------------------------------------------------------------
 
-    async def _interrupt(self, message: Interruption) -> None:
-        self.cell.stats.interrupts += 1
+    def interrupt_now(self) -> tuple[bool, Turn | None]:
+        """Stop the reply now, from the channel's reader, without a trip through the
+        mailbox: mute the running turn (or retract the finished reply still queued) and
+        queue the acknowledgement. Synchronous, so nothing of the turn can slip in between.
+        Returns whether it was done (the outbox must support ``deliver_nowait``) and the
+        turn it stopped; the channel then posts the :class:`Interruption` marked
+        ``acknowledged`` for the rest (history, hook)."""
+        deliver_nowait = getattr(self.outbox, "deliver_nowait", None)
+        if deliver_nowait is None:
+            return False, None
         turn = self.turn
+        self._stop_reply(turn)
+        deliver_nowait(NO_TURN, "", last=True)
+        return True, turn
+
+    def _stop_reply(self, turn: Turn | None) -> None:
         if turn is not None:
             self._mute(turn, "interrupt")
         else:
             # a finished reply may still be queued behind a slow socket: it is stale now
             self.outbox.retract(self._last_turn_id)
-        await self.outbox.deliver(NO_TURN, "", last=True)
+
+    async def _interrupt(self, message: Interruption) -> None:
+        self.cell.stats.interrupts += 1
+        turn: Turn | None
+        if message.acknowledged:
+            turn = message.stopped_turn
+        else:
+            turn = self.turn
+            self._stop_reply(turn)
+            await self.outbox.deliver(NO_TURN, "", last=True)
         if turn is not None:
             await turn.done.wait()
         self._record_heard(message.heard)

@@ -55,10 +55,17 @@ class Digits:
 
 @attrs.frozen
 class Interruption:
-    """The person spoke over the reply. ``heard`` is the part they heard."""
+    """The person spoke over the reply. ``heard`` is the part they heard.
+
+    ``acknowledged`` is set by a channel that already stopped the reply the moment it
+    read the interruption (:meth:`ConversationActor.interrupt_now`); ``stopped_turn`` is
+    the turn it stopped. The actor then only records what was heard and calls the hook.
+    """
 
     heard: str = ""
     duration_ms: int | None = None
+    acknowledged: bool = False
+    stopped_turn: Any = attrs.field(default=None, eq=False, repr=False)
 
 
 @attrs.frozen

@@ -21,6 +21,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
+import attrs
 import trio
 
 from tac_actors.actors import (
@@ -202,6 +203,13 @@ class VoiceChannel:
                     return exc.close_code
                 continue
             message = to_message(frame)
+            if isinstance(message, Interruption) and cell.actor is not None:
+                # barge-in is stopped here, in the reader, the moment it is read: the
+                # actor's own wake-up would add a pass of the run queue (milliseconds
+                # under load) between the caller speaking and the reply stopping
+                stopped, turn = cell.actor.interrupt_now()
+                if stopped:
+                    message = attrs.evolve(message, acknowledged=True, stopped_turn=turn)
             if message is not None:
                 await cell.send(message)
             elif isinstance(frame, Info):

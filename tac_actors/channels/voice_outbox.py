@@ -96,6 +96,19 @@ class VoiceOutbox:
         self._put(turn, text)
         await self._pace()
 
+    def deliver_nowait(self, turn: int, token: str, *, last: bool) -> None:
+        """:meth:`deliver` without waiting (for a barge-in acknowledgement sent from the
+        socket reader): straight to the socket when possible, else queued."""
+        if self._ended:
+            self.dropped_after_end += 1
+            return
+        self._conn.count_sent()
+        text = text_frame(token, last)
+        if self._nowait is not None and not self._queue and not self._writer_busy:
+            self._write_now(text)
+        else:
+            self._put(turn, text)
+
     def _write_now(self, text: str) -> None:
         assert self._nowait is not None
         try:

@@ -164,3 +164,32 @@ async def test_queued_frames_of_the_turn_are_retracted(clock: object, turn_runni
         assert await caller.next_frame() == Text(token="", last=True)
         await trio.testing.wait_all_tasks_blocked()
         assert h.cell(caller).outbox.queued() == 0  # type: ignore[attr-defined]
+
+
+async def test_interruption_posted_to_the_mailbox_stops_the_turn_too(clock: object) -> None:
+    """The actor's own path (an Interruption not stopped by the reader first, as after a
+    restart or from another channel) gives the same guarantees."""
+    from tac_actors.actors import Interruption
+
+    gate = Gate("mid-stream")
+    tac = TAC(TACConfig())
+    rec = Recorder().attach(tac)
+    tac.on_message_ready(lambda m, s, mem: token_stream(["a ", "b ", "c"], gates={1: gate}))
+    async with open_harness(tac) as h, h.call() as caller:
+        await caller.say("go")
+        await gate.wait_reached()
+        assert await caller.next_frame() == Text(token="a ", last=False)
+        await h.cell(caller).send(Interruption("a"))
+        assert await caller.next_frame() == Text(token="", last=True)
+        assert await frames_after_ack_or_none(caller) == []
+        assert gate.cancelled
+    assert [i.heard for _, i in rec.interrupts] == ["a"]
+
+
+async def frames_after_ack_or_none(caller: SimulatedCaller) -> list[Text]:
+    await trio.testing.wait_all_tasks_blocked()
+    index = len(caller.received)
+    with trio.move_on_after(0):
+        while True:
+            await caller.next_frame()
+    return [f for f in caller.received[index:] if isinstance(f, Text)]
