@@ -6,7 +6,10 @@ a child task, each turn inside its own cancel scope:
 * barge-in (:class:`Interruption`): the running turn is *muted* (its queued frames are
   retracted and any later token of it is dropped), cancelled, and the interruption is
   acknowledged with an empty final token. The mute happens before the acknowledgement is
-  queued, so no token of that turn can follow it on the wire.
+  queued, so no token of that turn can follow it on the wire. A channel that can write
+  without waiting does this from its reader the moment the frame is read
+  (:meth:`ConversationActor.interrupt_now`, synchronous) and posts the message marked
+  ``acknowledged``; the actor then records what was heard and calls the hook.
 * busy policy: under ``preempt`` a new utterance does the same to the running turn (its
   reply is closed with an empty final token) and then runs; under ``queue`` it stays in
   the mailbox, and the busy actor reads only urgent messages until the turn ends.
