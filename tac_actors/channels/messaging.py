@@ -21,7 +21,8 @@ What :meth:`MessagingChannel.receive_webhook` promises, for one POST of ``/webho
 * **lifecycle**: ``CLOSED`` hangs the conversation's actor up (its running turn is
   cancelled, ``on_conversation_ended`` runs once); ``INACTIVE`` drops the memory cache;
   an actor stopped by the idle timeout is respawned, with a fresh session, by the next
-  message (earlier messages reach the agent through memory, not the session history);
+  message; before its first turn, ``session.history`` is rebuilt from the
+  Orchestrator's communications (:mod:`~tac_actors.channels.messaging_history`);
 * **handoff**: once a conversation was handed to a human (a Studio execution), its
   later messages are acknowledged and left to the human: no actor is respawned for it
   until the Orchestrator closes it (remembered per process, like the seen ids).
@@ -50,6 +51,7 @@ from tac_actors.actors import (
     Utterance,
 )
 from tac_actors.channels.messaging_debounce import DebouncingAgent
+from tac_actors.channels.messaging_history import HistoryRestoringAgent
 from tac_actors.channels.messaging_outbox import MessagingOutbox, Route, studio_handoff
 from tac_actors.config import ChannelPolicy, TACConfig
 from tac_actors.protocol.errors import ProtocolError
@@ -60,7 +62,7 @@ from tac_actors.protocol.webhooks import (
     parse_webhook,
 )
 from tac_actors.services import ServiceError, TwilioServices
-from tac_actors.services.orchestrator import Participant
+from tac_actors.services.orchestrator import Communication, Participant
 from tac_actors.session import AuthorInfo, Channel, ConversationSession
 
 __all__ = ["MessagingChannel", "MessagingOptions", "WebhookAnswer"]
@@ -366,9 +368,17 @@ class MessagingChannel:
                 self._handed_off.add(session.conversation_id)
 
         outbox = MessagingOutbox(self.services, route, hand_off=hand_off)
-        agent: Agent = self.agent
+        conversation = session.conversation_id
+
+        def ours(communication: Communication) -> bool:
+            author = communication.author
+            known = self._participants.get(conversation, ())
+            return self._is_ours(author.address) or any(
+                p.id == author.participant_id and p.type in AGENT_TYPES for p in known)
+
+        agent: Agent = HistoryRestoringAgent(self.agent, self.services, ours)
         if self.options.debounce is not None:
-            agent = DebouncingAgent(self.agent, self.options.debounce)
+            agent = DebouncingAgent(agent, self.options.debounce)
         try:
             cell = self.supervisor.spawn(session.conversation_id, session=session,
                                          agent=agent, outbox=outbox, policy=self.policy)

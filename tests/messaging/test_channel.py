@@ -281,3 +281,49 @@ async def test_handoff_tool_on_sms_records_one_studio_execution_with_context(
     assert data["channel"] == "sms" and data["reason"] == "asked for a human"
     assert data["attributes"] == {"queue": "sales", "reason": "asked for a human"}
     assert "user: hi | assistant: How can I help?" in data["summary"]
+
+
+async def test_respawned_actor_rebuilds_history_from_the_orchestrator(
+        autojump_clock: Any) -> None:
+    emu = in_process_emulator()
+    tac = _tac(emu, messaging_policy=ChannelPolicy(idle_timeout=60))
+    recorder = Recorder().attach(tac)
+    seen: list[list[tuple[str, str]]] = []
+
+    @tac.on_message_ready
+    def reply(message: str, session: Any, memory: Any) -> str:
+        seen.append([(e.role, e.text) for e in session.history])
+        return f"re: {message}"
+
+    async with in_process(emu, tac) as runtime:
+        texter = SimulatedTexter(emu, _channel(runtime))
+        await texter.send("first")
+        await texter.read_reply()
+        await texter.send("second")
+        await texter.read_reply()
+        await recorder.ended_seen.wait()  # idle timeout: the actor is gone
+        await texter.send("third")
+        assert (await texter.read_reply()).text == "re: third"
+    assert seen[0] == [("user", "first")]
+    assert seen[2] == [("user", "first"), ("assistant", "re: first"), ("user", "second"),
+                       ("assistant", "re: second"), ("user", "third")]
+
+
+def test_history_from_stops_before_the_current_message() -> None:
+    from tac_actors.channels.messaging_history import history_from
+    from tac_actors.services.orchestrator import (
+        Communication,
+        CommunicationAuthor,
+        CommunicationContent,
+    )
+
+    def comm(id_: str, address: str, text: str) -> Communication:
+        return Communication(id=id_, author=CommunicationAuthor(address=address, channel="SMS"),
+                             content=CommunicationContent(text=text),
+                             created_at="2026-11-25T10:00:00Z")
+
+    comms = [comm("1", "+1555", "hi"), comm("2", "+1999", "hello"), comm("3", "+1555", " "),
+             comm("4", "+1555", "now"), comm("5", "+1555", "later")]
+    entries = history_from(comms, before="4", is_ours=lambda c: c.author.address == "+1999")
+    assert [(e.role, e.text) for e in entries] == [("user", "hi"), ("assistant", "hello")]
+    assert entries[0].at.year == 2026
