@@ -211,6 +211,18 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _os_error(exc: BaseException) -> OSError | None:
+    """The OSError in ``exc`` (trio reports start-up failures inside exception groups)."""
+    if isinstance(exc, OSError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _os_error(inner)
+            if found is not None:
+                return found
+    return None
+
+
 def _quiet_libraries() -> None:
     for name in ("httpx", "httpcore", "websockets", "hpack"):
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -249,6 +261,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"tac-actors: {exc}", file=sys.stderr)
         return 2
+    except (OSError, BaseExceptionGroup) as exc:  # e.g. the port is taken
+        error = _os_error(exc)
+        if error is None or args.command not in ("serve", "dev", "emulator"):
+            raise
+        print(f"tac-actors: cannot listen on {args.host}:{args.port}: "
+              f"{error.strerror or error} (choose another --port)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     return 0

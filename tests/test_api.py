@@ -119,3 +119,16 @@ async def test_mount_into_an_existing_app_keeps_its_routes(
                 assert (await caller.read_reply()).text == "echo: embedded"
             stop.set()
     assert any("NO AUTH TOKEN" in r.getMessage() for r in caplog.records)
+
+
+def test_serve_on_a_taken_port_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code = main(["serve", str(ROOT / "examples" / "echo.py") + ":tac",
+                     "--host", "127.0.0.1", "--port", str(port)])
+    assert code == 1
+    assert "cannot listen on 127.0.0.1" in capsys.readouterr().err
