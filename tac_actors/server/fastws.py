@@ -58,6 +58,7 @@ class FastTransport:
         self._write_lot: trio.lowlevel.ParkingLot | None = None  # made when writers queue
         self._eof = False
         self._closed = False
+        self._stream_closed = False
 
     def _closed_error(self) -> TransportClosed:
         rcvd = self._proto.close_rcvd
@@ -87,6 +88,9 @@ class FastTransport:
         for readiness first instead of paying a read that fails (one syscall per frame)."""
         if self._fd < 0:
             return bytes(await self._stream.receive_some(RECEIVE_SIZE))
+        if self._stream_closed or self._eof:  # never touch a descriptor number that may be reused
+            await trio.lowlevel.checkpoint()
+            return b""
         if not self._drained:
             await trio.lowlevel.checkpoint_if_cancelled()
             data = self._read_nowait()
@@ -160,6 +164,7 @@ class FastTransport:
                 await self._stream.send_all(data)
             if self._close_after:
                 self._close_after = False
+                self._stream_closed = True
                 await self._stream.aclose()
                 self._eof = True
         except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -177,7 +182,7 @@ class FastTransport:
         nothing else is being written. Returns True when the frame is entirely in the
         kernel; False when bytes are left in the backlog, for :meth:`flush`. Raises
         :class:`TransportClosed` when the connection is no longer open."""
-        if self._proto.state is not State.OPEN or self._eof:
+        if self._proto.state is not State.OPEN or self._eof or self._stream_closed:
             raise self._closed_error()
         self._proto.send_text(text.encode())
         self._take_output()
@@ -229,6 +234,7 @@ class FastTransport:
         except TransportClosed:
             pass
         finally:
+            self._stream_closed = True
             await self._stream.aclose()
 
 
