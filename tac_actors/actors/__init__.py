@@ -4,7 +4,14 @@ Knows channels only through :class:`Outbox` and apps only through :class:`Agent`
 no web framework.
 """
 
-from tac_actors.actors.agent import ActorCrash, Agent, ErrorContext, Reply, TurnTimeout
+from tac_actors.actors.agent import (
+    ActorCrash,
+    Agent,
+    AgentWrapper,
+    ErrorContext,
+    Reply,
+    TurnTimeout,
+)
 from tac_actors.actors.conversation import ChannelReportedError, ConversationActor
 from tac_actors.actors.mailbox import Mailbox, MailboxStatistics
 from tac_actors.actors.messages import (
@@ -31,6 +38,7 @@ __all__ = [
     "ActorCell",
     "ActorCrash",
     "Agent",
+    "AgentWrapper",
     "AlreadyRunning",
     "CellStatistics",
     "ChannelError",

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ActorCrash",
     "Agent",
+    "AgentWrapper",
     "ErrorContext",
     "Phase",
     "Reply",
@@ -74,3 +75,30 @@ class Agent(Protocol):
     async def error(self, exc: BaseException, context: ErrorContext) -> None: ...
 
     async def ended(self, session: ConversationSession) -> None: ...
+
+
+class AgentWrapper:
+    """An :class:`Agent` that hands everything to ``inner``: subclass it and override
+    what the wrapper changes (e.g. ``reply``)."""
+
+    def __init__(self, inner: Agent) -> None:
+        self.inner = inner
+
+    async def reply(self, message: Utterance, session: ConversationSession) -> Reply:
+        return await self.inner.reply(message, session)
+
+    async def reply_digits(self, digits: Digits, session: ConversationSession) -> Reply:
+        return await self.inner.reply_digits(digits, session)
+
+    async def partial(self, partial: PartialUtterance, session: ConversationSession) -> None:
+        await self.inner.partial(partial, session)
+
+    async def interrupted(self, session: ConversationSession, interruption: Interruption
+                          ) -> None:
+        await self.inner.interrupted(session, interruption)
+
+    async def error(self, exc: BaseException, context: ErrorContext) -> None:
+        await self.inner.error(exc, context)
+
+    async def ended(self, session: ConversationSession) -> None:
+        await self.inner.ended(session)

@@ -18,11 +18,8 @@ import trio
 
 from tac_actors.actors import (
     Agent,
-    Digits,
-    ErrorContext,
-    Interruption,
+    AgentWrapper,
     Message,
-    PartialUtterance,
     Reply,
     Utterance,
 )
@@ -38,11 +35,11 @@ def _is_text(message: Message) -> bool:
     return isinstance(message, Utterance)
 
 
-class DebouncingAgent:
+class DebouncingAgent(AgentWrapper):
     """An :class:`~tac_actors.actors.Agent` answering bursts of texts once."""
 
     def __init__(self, inner: Agent, window: float) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.window = window
         #: the conversation's cell, whose mailbox holds the rest of a burst
         self.cell: ActorCell | None = None
@@ -73,19 +70,3 @@ class DebouncingAgent:
 
     async def reply(self, message: Utterance, session: ConversationSession) -> Reply:
         return await self.inner.reply(await self.gather(message, session), session)
-
-    async def reply_digits(self, digits: Digits, session: ConversationSession) -> Reply:
-        return await self.inner.reply_digits(digits, session)
-
-    async def partial(self, partial: PartialUtterance, session: ConversationSession) -> None:
-        await self.inner.partial(partial, session)
-
-    async def interrupted(self, session: ConversationSession, interruption: Interruption
-                          ) -> None:
-        await self.inner.interrupted(session, interruption)
-
-    async def error(self, exc: BaseException, context: ErrorContext) -> None:
-        await self.inner.error(exc, context)
-
-    async def ended(self, session: ConversationSession) -> None:
-        await self.inner.ended(session)

@@ -20,10 +20,7 @@ from typing import TYPE_CHECKING, Literal
 
 from tac_actors.actors import (
     Agent,
-    Digits,
-    ErrorContext,
-    Interruption,
-    PartialUtterance,
+    AgentWrapper,
     Reply,
     Utterance,
 )
@@ -69,13 +66,13 @@ def history_from(communications: Iterable[Communication], *, before: str | None,
     return entries[-limit:]
 
 
-class HistoryRestoringAgent:
+class HistoryRestoringAgent(AgentWrapper):
     """An :class:`~tac_actors.actors.Agent` that restores the history once, then
     delegates everything to ``inner``."""
 
     def __init__(self, inner: Agent, services: TwilioServices,
                  is_ours: Callable[[Communication], bool]) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self._services = services
         self._is_ours = is_ours
         self._restored = False
@@ -103,19 +100,3 @@ class HistoryRestoringAgent:
             else:
                 await self._restore(message, session)
         return await self.inner.reply(message, session)
-
-    async def reply_digits(self, digits: Digits, session: ConversationSession) -> Reply:
-        return await self.inner.reply_digits(digits, session)
-
-    async def partial(self, partial: PartialUtterance, session: ConversationSession) -> None:
-        await self.inner.partial(partial, session)
-
-    async def interrupted(self, session: ConversationSession, interruption: Interruption
-                          ) -> None:
-        await self.inner.interrupted(session, interruption)
-
-    async def error(self, exc: BaseException, context: ErrorContext) -> None:
-        await self.inner.error(exc, context)
-
-    async def ended(self, session: ConversationSession) -> None:
-        await self.inner.ended(session)
