@@ -39,13 +39,19 @@ class ChannelPolicy:
 
     ``turn_timeout`` bounds a whole turn (memory, callback, streaming); when it expires
     the caller gets ``timeout_text``. ``idle_timeout`` ends a conversation with no inbound
-    message for that long. ``None`` disables a deadline.
+    message for that long. ``None`` disables a deadline. ``stop_timeout`` bounds how long
+    the actor waits for a cancelled turn (barge-in, preemption) to finish: an app that
+    shields its own work cannot hold the conversation. ``history_limit`` and
+    ``history_chars`` bound ``session.history`` (the oldest entries go first).
     """
 
     busy_policy: BusyPolicy = BusyPolicy.QUEUE
     turn_timeout: float | None = 30.0
     idle_timeout: float | None = None
     mailbox_capacity: int = 32
+    stop_timeout: float = 5.0
+    history_limit: int = 200
+    history_chars: int = 256 * 1024
     fallback_text: str = "Sorry, something went wrong on my side. Could you say that again?"
     timeout_text: str = "Sorry, that is taking me too long. Could you say that again?"
     goodbye_text: str = (
@@ -55,6 +61,8 @@ class ChannelPolicy:
     def __attrs_post_init__(self) -> None:
         if self.mailbox_capacity < 1:
             raise ValueError("mailbox_capacity must be at least 1")
+        if self.stop_timeout <= 0 or self.history_limit < 1 or self.history_chars < 1:
+            raise ValueError("stop_timeout, history_limit and history_chars must be positive")
         for name in ("turn_timeout", "idle_timeout"):
             value = getattr(self, name)
             if value is not None and value <= 0:

@@ -160,3 +160,17 @@ class ConversationSession:
                *, interrupted: bool = False) -> None:
         """Append one entry to :attr:`history` (used by the engine)."""
         self.history.append(HistoryEntry(role, text, at, interrupted))
+
+    def trim_history(self, *, entries: int, chars: int) -> int:
+        """Drop the oldest history entries until at most ``entries`` are left and their
+        texts hold at most ``chars`` characters in all (the newest entry is always kept).
+        Returns how many were dropped. Used by the engine after each record."""
+        history = self.history
+        drop = max(0, len(history) - entries)
+        total = sum(len(entry.text) for entry in history[drop:])
+        while total > chars and drop < len(history) - 1:
+            total -= len(history[drop].text)
+            drop += 1
+        if drop:
+            del history[:drop]
+        return drop

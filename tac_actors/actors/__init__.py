@@ -13,11 +13,13 @@ from tac_actors.actors.agent import (
     TurnTimeout,
 )
 from tac_actors.actors.conversation import ChannelReportedError, ConversationActor
+from tac_actors.actors.gate import NO_TURN, ReplyGate, Turn
 from tac_actors.actors.mailbox import Mailbox, MailboxStatistics
 from tac_actors.actors.messages import (
     ChannelError,
     Digits,
     Drain,
+    Fault,
     Interruption,
     Message,
     PartialUtterance,
@@ -35,6 +37,7 @@ from tac_actors.actors.supervisor import (
 )
 
 __all__ = [
+    "NO_TURN",
     "ActorCell",
     "ActorCrash",
     "Agent",
@@ -47,6 +50,7 @@ __all__ = [
     "Digits",
     "Drain",
     "ErrorContext",
+    "Fault",
     "Interruption",
     "Mailbox",
     "MailboxStatistics",
@@ -55,9 +59,11 @@ __all__ = [
     "Outbox",
     "PartialUtterance",
     "Reply",
+    "ReplyGate",
     "SessionUpdate",
     "Supervisor",
     "SupervisorStatistics",
+    "Turn",
     "TurnTimeout",
     "Utterance",
 ]

@@ -3,16 +3,16 @@
 A :class:`ConversationActor` reads its cell's mailbox and runs one **turn** at a time in
 a child task, each turn inside its own cancel scope:
 
-* barge-in (:class:`Interruption`): the running turn is *muted* (its queued frames are
-  retracted and any later token of it is dropped), cancelled, and the interruption is
-  acknowledged with an empty final token. The mute happens before the acknowledgement is
-  queued, so no token of that turn can follow it on the wire. A channel that can write
-  without waiting does this from its reader the moment the frame is read
-  (:meth:`ConversationActor.interrupt_now`, synchronous) and posts the message marked
-  ``acknowledged``; the actor then records what was heard and calls the hook.
+* barge-in (:class:`Interruption`): stopped when the channel hands the interruption
+  over, through the cell's :class:`~tac_actors.actors.gate.ReplyGate` (the running turn
+  is cancelled and its queued frames retracted; prompts read before the interruption
+  and not yet started never run). The actor then handles the message in arrival order:
+  it records what was heard and calls the hook.
 * busy policy: under ``preempt`` a new utterance does the same to the running turn (its
   reply is closed with an empty final token) and then runs; under ``queue`` it stays in
   the mailbox, and the busy actor reads only urgent messages until the turn ends.
+* a turn whose id is behind the gate's barrier when it is dequeued does not run: the
+  person's words go into the history, no callback is called.
 * deadlines: a turn past ``turn_timeout`` is cancelled and the caller hears the timeout
   words; a conversation with no message for ``idle_timeout`` ends.
 * errors: an exception from the app fails its turn only: the caller hears the fallback
@@ -29,16 +29,18 @@ import math
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 import trio
 
 from tac_actors.actors.agent import ActorCrash, Phase, Reply, TurnTimeout
+from tac_actors.actors.gate import NO_TURN, Turn
 from tac_actors.actors.messages import (
     ChannelError,
     Digits,
     Drain,
+    Fault,
     Interruption,
     Message,
     PartialUtterance,
@@ -51,26 +53,9 @@ from tac_actors.config import BusyPolicy
 if TYPE_CHECKING:
     from tac_actors.actors.supervisor import ActorCell
 
-__all__ = ["ChannelReportedError", "ConversationActor", "Turn"]
+__all__ = ["NO_TURN", "ChannelReportedError", "ConversationActor", "Turn"]
 
 log = logging.getLogger("tac_actors.actor")
-
-#: turn id used for frames that belong to no turn (acknowledgements, closings)
-NO_TURN = 0
-
-
-@attrs.define(eq=False)
-class Turn:
-    """A running turn. ``open`` turns False when it is muted: nothing of it is sent."""
-
-    id: int
-    scope: trio.CancelScope
-    done: trio.Event = attrs.field(factory=trio.Event)
-    open: bool = True
-    cause: str | None = None  # "interrupt" | "preempt" | "timeout" | "error" | "stop"
-    spoken: list[str] = attrs.field(factory=list)
-    reply_open: bool = False
-
 
 class ConversationActor:
     """One incarnation of a conversation's actor. Created by the supervisor."""
@@ -82,8 +67,8 @@ class ConversationActor:
         self.outbox = cell.outbox
         self.agent = cell.agent
         self.policy = cell.policy
+        self.gate = cell.gate
         self.turn: Turn | None = None
-        self._last_turn_id = NO_TURN
         self._finished: Turn | None = None
         self._crash: BaseException | None = None
         self._draining = False
@@ -95,12 +80,20 @@ class ConversationActor:
     async def run(self, *, recovering: bool = False) -> None:
         """Handle messages until the conversation ends. Raises when the incarnation
         crashes; the running turn is cancelled either way."""
+        crash: Exception | None = None
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
-            if recovering:
-                await self.outbox.deliver(NO_TURN, self.policy.fallback_text, last=True)
-            await self._loop()
+            try:
+                if recovering:
+                    await self.outbox.deliver(NO_TURN, self.policy.fallback_text, last=True)
+                await self._loop()
+            except Exception as exc:
+                # raised outside the nursery, so the supervisor sees the exception itself,
+                # not a group wrapping it
+                crash = exc
             nursery.cancel_scope.cancel()
+        if crash is not None:
+            raise crash
 
     def _selector(self) -> Callable[[Message], bool] | None:
         if self.turn is None and not self._draining:
@@ -147,10 +140,12 @@ class ConversationActor:
     async def _dispatch(self, message: Message) -> None:
         match message:
             case Utterance():
-                await self._start_turn(lambda: self.agent.reply(message, self.session),
+                await self._start_turn(message.turn,
+                                       lambda: self.agent.reply(message, self.session),
                                        said=message.text)
             case Digits():
-                await self._start_turn(lambda: self.agent.reply_digits(message, self.session))
+                await self._start_turn(message.turn,
+                                       lambda: self.agent.reply_digits(message, self.session))
             case Interruption():
                 await self._interrupt(message)
             case PartialUtterance():
@@ -159,6 +154,8 @@ class ConversationActor:
                 log.warning("conversation %s: channel reported an error: %s",
                             self.session.conversation_id, message.description)
                 await self._report(ChannelReportedError(message.description), "channel")
+            case Fault():
+                await self._report(message.exc, message.phase)  # type: ignore[arg-type]
             case SessionUpdate():
                 for name, value in message.changes.items():
                     setattr(self.session, name, value)
@@ -168,32 +165,46 @@ class ConversationActor:
 
     # -- turns ---------------------------------------------------------------------------
 
-    async def _start_turn(self, work: Callable[[], Awaitable[Reply]], *,
+    async def _start_turn(self, turn_id: int, work: Callable[[], Awaitable[Reply]], *,
                           said: str | None = None) -> None:
+        if not turn_id:  # posted without going through the cell (e.g. by a test)
+            turn_id = self.gate.issue()
         if self.turn is not None:
-            await self._preempt(self.turn)
+            await self._preempt(self.turn, turn_id)
         if said is not None:
-            self.session.record("user", said, _now())
+            self._record("user", said)
+        if not self.gate.is_open(turn_id):
+            # interrupted before it started: the person's words are in the history, and
+            # the interruption that stopped it comes next in the mailbox
+            log.debug("conversation %s: turn %d interrupted before it started",
+                      self.session.conversation_id, turn_id)
+            await trio.lowlevel.checkpoint()
+            return
         timeout = self.policy.turn_timeout
         deadline = math.inf if timeout is None else trio.current_time() + timeout
-        turn = Turn(self.cell.next_turn_id(), trio.CancelScope(deadline=deadline))
+        turn = Turn(turn_id, trio.CancelScope(deadline=deadline))
         self.turn = turn
-        self._last_turn_id = turn.id
+        self.gate.running = turn
         assert self._nursery is not None
         self._nursery.start_soon(self._run_turn, turn, work)
 
-    async def _preempt(self, turn: Turn) -> None:
-        reply_was_open = turn.reply_open
-        self._mute(turn, "preempt")
+    async def _preempt(self, turn: Turn, newer: int) -> None:
+        reply_was_open = turn.reply_open and self.gate.is_open(turn.id)
+        self.gate.stop_through(newer - 1, "preempt")
         if reply_was_open:
+            turn.reply_open = False
             await self.outbox.deliver(NO_TURN, "", last=True)
-        await turn.done.wait()
+        await self._wait_done(turn)
 
-    def _mute(self, turn: Turn, cause: str) -> None:
-        turn.open = False
-        turn.cause = cause
-        turn.scope.cancel()
-        self.outbox.retract(turn.id)
+    async def _wait_done(self, turn: Turn) -> None:
+        """Wait for a stopped turn to finish, bounded: an app that shields its own work
+        cannot hold the conversation (the turn is then left to end on its own)."""
+        with trio.move_on_after(self.cell.policy.stop_timeout) as scope:
+            await turn.done.wait()
+        if scope.cancelled_caught:
+            log.warning("conversation %s: turn %d did not stop within %s s of being "
+                        "cancelled", self.session.conversation_id, turn.id,
+                        self.cell.policy.stop_timeout)
 
     async def _run_turn(self, turn: Turn, work: Callable[[], Awaitable[Reply]]) -> None:
         try:
@@ -218,6 +229,9 @@ class ConversationActor:
         except ActorCrash:
             raise
         except Exception as exc:
+            crash = _crash_in(exc)
+            if crash is not None:
+                raise crash from exc
             turn.cause = "error"
             log.exception("conversation %s: turn %d failed", self.session.conversation_id,
                           turn.id)
@@ -225,9 +239,12 @@ class ConversationActor:
             await self._report(exc, "turn", turn)
         finally:
             if turn.spoken:
-                self.session.record("assistant", "".join(turn.spoken), _now(),
-                                    interrupted=turn.cause in ("interrupt", "preempt"))
-            self.turn = None
+                self._record("assistant", "".join(turn.spoken),
+                             interrupted=turn.cause in ("interrupt", "preempt"))
+            if self.turn is turn:
+                self.turn = None
+            if self.gate.running is turn:
+                self.gate.running = None
             self._finished = turn
             turn.done.set()
             if self._loop_has_work():
@@ -266,7 +283,7 @@ class ConversationActor:
         await self._emit(turn, "", last=True)
 
     async def _emit(self, turn: Turn, token: str, *, last: bool) -> None:
-        if not turn.open:
+        if not self.gate.is_open(turn.id):
             await trio.lowlevel.checkpoint()
             return
         turn.spoken.append(token)
@@ -274,7 +291,7 @@ class ConversationActor:
         await self.outbox.deliver(turn.id, token, last=last)
 
     async def _close_with(self, turn: Turn, text: str) -> None:
-        if turn.open:
+        if self.gate.is_open(turn.id):
             turn.spoken.append(("" if not turn.spoken else " ") + text)
             turn.reply_open = False
             await self.outbox.deliver(turn.id, text, last=True)
@@ -292,41 +309,29 @@ class ConversationActor:
 
     # -- barge-in --------------------------------------------------------------------------
 
-    def interrupt_now(self) -> tuple[bool, Turn | None]:
-        """Stop the reply now, from the channel's reader, without a trip through the
-        mailbox: mute the running turn (or retract the finished reply still queued) and
-        queue the acknowledgement. Synchronous, so nothing of the turn can slip in between.
-        Returns whether it was done (the outbox must support ``deliver_nowait``) and the
-        turn it stopped; the channel then posts the :class:`Interruption` marked
-        ``acknowledged`` for the rest (history, hook)."""
-        deliver_nowait = getattr(self.outbox, "deliver_nowait", None)
-        if deliver_nowait is None:
-            return False, None
-        turn = self.turn
-        self._stop_reply(turn)
-        deliver_nowait(NO_TURN, "", last=True)
-        return True, turn
-
-    def _stop_reply(self, turn: Turn | None) -> None:
-        if turn is not None:
-            self._mute(turn, "interrupt")
-        else:
-            # a finished reply may still be queued behind a slow socket: it is stale now
-            self.outbox.retract(self._last_turn_id)
-
     async def _interrupt(self, message: Interruption) -> None:
         self.cell.stats.interrupts += 1
-        turn: Turn | None
-        if message.acknowledged:
-            turn = message.stopped_turn
-        else:
-            turn = self.turn
-            self._stop_reply(turn)
+        through = message.through
+        if through is None:  # not handed over through the cell: stop the replies now
+            through = self.gate.interrupt()
+        if not message.acknowledged:
             await self.outbox.deliver(NO_TURN, "", last=True)
-        if turn is not None:
-            await turn.done.wait()
+        turn = self.turn
+        if turn is not None and turn.id <= through:
+            await self._wait_done(turn)  # its words are in the history once it is done
         self._record_heard(message.heard)
         await self._hook(self.agent.interrupted, self.session, message)
+
+    def _record(self, role: Literal["user", "assistant"], text: str, *,
+                interrupted: bool = False) -> None:
+        self.session.record(role, text, _now(), interrupted=interrupted)
+        policy = self.policy
+        size = len(self.session.history)
+        # the character budget is summed only now and then (every 16 entries, or after a
+        # long one): it may be exceeded by at most 16 short entries
+        if size > policy.history_limit or len(text) > 4096 or not size % 16:
+            self.session.trim_history(entries=policy.history_limit,
+                                      chars=policy.history_chars)
 
     def _record_heard(self, heard: str) -> None:
         history = self.session.history
@@ -362,6 +367,25 @@ class ConversationActor:
 
 class ChannelReportedError(Exception):
     """The channel's far end (e.g. Twilio's ``error`` frame) reported a problem."""
+
+
+def _crash_in(exc: Exception) -> ActorCrash | None:
+    """The :class:`ActorCrash` an app raised inside its own nursery (a group of crashes
+    only), else ``None``."""
+    if isinstance(exc, ExceptionGroup):
+        crashes, rest = exc.split(ActorCrash)
+        if crashes is not None and rest is None:
+            first: ActorCrash = next(_leaves(crashes))
+            return first
+    return None
+
+
+def _leaves(group: BaseExceptionGroup[Any]) -> Any:
+    for inner in group.exceptions:
+        if isinstance(inner, BaseExceptionGroup):
+            yield from _leaves(inner)
+        else:
+            yield inner
 
 
 def _now() -> datetime:

@@ -16,6 +16,7 @@ __all__ = [
     "ChannelError",
     "Digits",
     "Drain",
+    "Fault",
     "Interruption",
     "Message",
     "PartialUtterance",
@@ -36,6 +37,8 @@ class Utterance:
     lang: str | None = None
     message_id: str | None = None
     meta: dict[str, Any] = attrs.field(factory=dict, eq=False)
+    #: the turn id the conversation issued when the message arrived (0: not yet)
+    turn: int = attrs.field(default=0, eq=False)
 
 
 @attrs.frozen
@@ -51,21 +54,26 @@ class Digits:
     """A DTMF key press."""
 
     digit: str
+    #: the turn id the conversation issued when the message arrived (0: not yet)
+    turn: int = attrs.field(default=0, eq=False)
 
 
 @attrs.frozen
 class Interruption:
     """The person spoke over the reply. ``heard`` is the part they heard.
 
-    ``acknowledged`` is set by a channel that already stopped the reply the moment it
-    read the interruption (:meth:`ConversationActor.interrupt_now`); ``stopped_turn`` is
-    the turn it stopped. The actor then only records what was heard and calls the hook.
+    The conversation stops the replies the moment the message is handed to it
+    (:meth:`~tac_actors.actors.ActorCell.send`, through its
+    :class:`~tac_actors.actors.gate.ReplyGate`): ``through`` is then the gate's barrier
+    (every turn up to it was stopped) and ``acknowledged`` whether the acknowledgement was
+    queued at that moment. The actor handles it in arrival order: it records what was
+    heard and calls the hook.
     """
 
     heard: str = ""
     duration_ms: int | None = None
-    acknowledged: bool = False
-    stopped_turn: Any = attrs.field(default=None, eq=False, repr=False)
+    through: int | None = attrs.field(default=None, eq=False)
+    acknowledged: bool = attrs.field(default=False, eq=False)
 
 
 @attrs.frozen
@@ -73,6 +81,16 @@ class ChannelError:
     """The channel's far end reported an error about something we sent."""
 
     description: str
+
+
+@attrs.frozen
+class Fault:
+    """An error found outside the actor (a bad frame, a failed delivery) for the actor
+    to report to ``on_error``: hooks run from the actor only, so no reader or writer ever
+    waits for one."""
+
+    exc: BaseException = attrs.field(eq=False)
+    phase: str = "channel"
 
 
 @attrs.frozen
@@ -89,10 +107,13 @@ class Drain:
 
 
 Message: TypeAlias = (
-    Utterance | PartialUtterance | Digits | Interruption | ChannelError | SessionUpdate | Drain
+    Utterance | PartialUtterance | Digits | Interruption | ChannelError | Fault | SessionUpdate
+    | Drain
 )
 
-URGENT: Final = (Interruption, ChannelError, SessionUpdate, Drain)
+#: an interruption is not urgent: it takes effect when it is handed over (the reply gate)
+#: and is then handled in order, after the prompts read before it
+URGENT: Final = (ChannelError, Fault, SessionUpdate, Drain)
 
 
 def is_urgent(message: object) -> bool:

@@ -2,7 +2,8 @@
 
 An actor never touches a socket or an HTTP client: it hands reply tokens and control
 actions to an :class:`Outbox`, tagged with the turn that produced them, and may later
-retract everything of a turn that has not reached the wire yet (barge-in).
+retract everything of the turns the reply gate stopped that has not reached the wire yet
+(barge-in).
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ class Outbox(Protocol):
         honour it raise :class:`NotImplementedError`."""
         ...
 
-    def retract(self, turn: int) -> int:
-        """Drop what ``turn`` queued and has not been sent; return how many frames."""
+    def retract_through(self, barrier: int) -> int:
+        """Drop what the turns with ids ``1..barrier`` queued and has not been sent (the
+        reply gate stopped them); return how many frames. Synchronous."""
         ...
 
     async def hand_off(self, handoff_data: str) -> None:

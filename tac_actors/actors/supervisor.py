@@ -22,9 +22,10 @@ import attrs
 import trio
 
 from tac_actors.actors.agent import Agent, ErrorContext, Phase
-from tac_actors.actors.conversation import NO_TURN, ConversationActor
+from tac_actors.actors.conversation import ConversationActor
+from tac_actors.actors.gate import NO_TURN, ReplyGate
 from tac_actors.actors.mailbox import Mailbox, MailboxStatistics
-from tac_actors.actors.messages import Drain, Message, is_urgent
+from tac_actors.actors.messages import Digits, Drain, Interruption, Message, Utterance, is_urgent
 from tac_actors.actors.outbox import Outbox
 from tac_actors.config import ChannelPolicy, RestartLimit
 from tac_actors.protocol.relay import Language, Play, SendDigits
@@ -97,6 +98,7 @@ class ActorCell:
         self.outbox = outbox
         self.policy = policy
         self.mailbox: Mailbox[Message] = Mailbox(policy.mailbox_capacity)
+        self.gate = ReplyGate(outbox)
         self.scope = trio.CancelScope()
         self.stopped = trio.Event()
         self.stats = _Counters()
@@ -104,18 +106,46 @@ class ActorCell:
         self.stop_reason: str | None = None
         self.actor: ConversationActor | None = None
         self._crashes: list[float] = []
-        self._turn_ids = 0
+        self._on_closing: list[Callable[[], object]] = []
         self._on_stopped: list[Callable[[], object]] = []
         session.attach(ConversationControls(self))
 
     # -- what channels use --------------------------------------------------------------
 
+    def _admit(self, message: Message) -> Message:
+        """What happens the moment a message is handed over, before it is queued: a
+        message that starts a turn gets its turn id (the order of hand-over is the order
+        of turns); an interruption stops the replies through the reply gate and queues
+        the acknowledgement (see :mod:`tac_actors.actors.gate`)."""
+        if isinstance(message, (Utterance, Digits)):
+            if not message.turn:
+                message = attrs.evolve(message, turn=self.gate.issue())
+        elif isinstance(message, Interruption) and message.through is None:
+            through = self.gate.interrupt()
+            ack = getattr(self.outbox, "deliver_nowait", None)
+            if ack is not None:
+                ack(NO_TURN, "", last=True)
+            message = attrs.evolve(message, through=through, acknowledged=ack is not None)
+        return message
+
     async def send(self, message: Message) -> None:
-        """Deliver a message, waiting while the mailbox is full (back-pressure)."""
+        """Hand a message over, waiting while the mailbox is full (back-pressure). An
+        interruption takes effect at once, before any wait.
+
+        Raises :class:`trio.ClosedResourceError` once the conversation is closing."""
+        if self.mailbox.closed:
+            await trio.lowlevel.checkpoint()
+            raise trio.ClosedResourceError("the conversation has ended")
+        message = self._admit(message)
         await self.mailbox.send(message, urgent=is_urgent(message))
 
     def send_nowait(self, message: Message) -> None:
-        """Deliver a message now or raise :class:`trio.WouldBlock` (mailbox full)."""
+        """Hand a message over now or raise :class:`trio.WouldBlock` (mailbox full; an
+        interruption has taken effect all the same) or
+        :class:`trio.ClosedResourceError` (the conversation is closing)."""
+        if self.mailbox.closed:
+            raise trio.ClosedResourceError("the conversation has ended")
+        message = self._admit(message)
         self.mailbox.send_nowait(message, urgent=is_urgent(message))
 
     def hang_up(self, reason: str = "hangup") -> None:
@@ -127,6 +157,15 @@ class ActorCell:
         """Wait until the conversation has ended and its end hook has run."""
         await self.stopped.wait()
 
+    def call_when_closing(self, fn: Callable[[], object]) -> None:
+        """Call ``fn()`` (synchronously) the moment the conversation starts closing: the
+        mailbox refuses messages from then on, and this runs before the end hook (a
+        channel stops its reader here). At once if it is already closing."""
+        if self.mailbox.closed:
+            fn()
+        else:
+            self._on_closing.append(fn)
+
     def call_when_stopped(self, fn: Callable[[], object]) -> None:
         """Call ``fn()`` (synchronously, from the supervisor) once the conversation has
         ended; at once if it already has. Cheaper than a task waiting on
@@ -137,10 +176,6 @@ class ActorCell:
             self._on_stopped.append(fn)
 
     # -- what the actor uses ------------------------------------------------------------
-
-    def next_turn_id(self) -> int:
-        self._turn_ids += 1
-        return self._turn_ids
 
     def note_stop(self, reason: str) -> None:
         if self.stop_reason is None:
@@ -155,8 +190,8 @@ class ActorCell:
 
     @property
     def current_turn(self) -> int:
-        actor = self.actor
-        return actor.turn.id if actor is not None and actor.turn is not None else NO_TURN
+        turn = self.gate.running
+        return turn.id if turn is not None else NO_TURN
 
     async def report(self, exc: BaseException, phase: Phase, turn: int | None = None) -> None:
         """Hand an error to the app's ``on_error``; its own failures are only logged."""
@@ -331,7 +366,15 @@ class Supervisor:
     async def _bury(self, cell: ActorCell) -> None:
         """After the end: unregister, report what was left, run the end hook once."""
         self._cells.pop(cell.key, None)
+        # "over" is one synchronous step: the mailbox refuses messages and the channel's
+        # reader is told, before anything below can let another task run
         cell.mailbox.close()
+        for fn in cell._on_closing:
+            try:
+                fn()
+            except Exception:
+                log.exception("conversation %s: closing callback raised", cell.key)
+        cell._on_closing.clear()
         dropped = [m for m in cell.mailbox.drain() if not isinstance(m, Drain)]
         if dropped:
             log.warning("conversation %s ended (%s) with %d unhandled message(s): %s",

@@ -126,8 +126,11 @@ class MessagingOutbox:
             raise NotImplementedError(
                 f"{type(frame).__name__} is a voice action; text channels cannot send it")
 
-    def retract(self, turn: int) -> int:
-        return 1 if self._parts.pop(turn, None) else 0
+    def retract_through(self, barrier: int) -> int:
+        stopped = [turn for turn in self._parts if 0 < turn <= barrier]
+        for turn in stopped:
+            del self._parts[turn]
+        return len(stopped)
 
     async def hand_off(self, handoff_data: str) -> None:
         """Digital handoff (a Studio execution, see the channel). Failures are reported."""

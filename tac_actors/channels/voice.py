@@ -21,7 +21,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-import attrs
 import trio
 
 from tac_actors.actors import (
@@ -30,6 +29,7 @@ from tac_actors.actors import (
     AlreadyRunning,
     ChannelError,
     Digits,
+    Fault,
     Interruption,
     Message,
     NotAccepting,
@@ -60,6 +60,8 @@ log = logging.getLogger("tac_actors.voice")
 
 #: a socket that sends no ``setup`` within this many seconds is closed with 1008
 SETUP_TIMEOUT = 10.0
+#: bad frames logged per call before the rest are only counted
+LOG_FIRST = 3
 #: how long queued frames may take to flush when the conversation ends on our side
 FLUSH_TIMEOUT = 2.0
 #: how long closing a socket may take
@@ -126,7 +128,8 @@ class VoiceChannel:
             cell = self.supervisor.spawn(call, session=session, agent=self.agent, outbox=outbox,
                                          policy=self.policy)
         except AlreadyRunning:
-            log.warning("call %s: a second socket for a live call: closing it (1008)", call)
+            log.warning("call %s: a second socket for a live call: closing it (1008)",
+                        excerpt(call))
             await transport.close(1008, "call already connected")
             return
         except NotAccepting:
@@ -135,6 +138,7 @@ class VoiceChannel:
         if self._on_session is not None:
             self._on_session(session, cell)
         close_code = 1000
+        code: int | None = None
         try:
             async with trio.open_nursery() as nursery:
                 outbox.start(nursery, transport)
@@ -142,7 +146,9 @@ class VoiceChannel:
                     # off the turn path: the first turn does not wait for the look-up
                     nursery.start_soon(self._linker, session, cell)
                 with trio.CancelScope() as reading:
-                    cell.call_when_stopped(reading.cancel)
+                    # the reader stops the moment the conversation starts closing, before
+                    # its end hook runs: no frame is handed to a closed conversation
+                    cell.call_when_closing(reading.cancel)
                     code = await self._read(transport, conn, cell, call)
                     if code is not None:
                         close_code = code
@@ -174,7 +180,8 @@ class VoiceChannel:
             except TransportClosed:
                 return None
             except ProtocolError as exc:
-                log.warning("voice socket closed (%s): %s", exc.close_code, exc.message)
+                log.warning("voice socket closed (%s): %s", exc.close_code,
+                            excerpt(exc.message, 200))
                 await transport.close(exc.close_code or 1008, exc.message[:120])
                 return None
             return conn.setup
@@ -184,35 +191,80 @@ class VoiceChannel:
 
     async def _read(self, transport: Transport, conn: RelayConnection, cell: ActorCell,
                     call: str) -> int | None:
-        """Feed frames to the actor until the peer leaves (None) or a fatal protocol
-        error (its close code)."""
-        while True:
-            try:
-                data = await transport.receive()
-            except TransportClosed:
-                return None
-            try:
-                if isinstance(data, bytes):
-                    conn.receive_bytes(data)
-                frame = conn.receive_text(data)  # type: ignore[arg-type]
-            except ProtocolError as exc:
-                log.warning("call %s: %s%s", call, exc.message,
-                            f" (closing {exc.close_code})" if exc.close_code else "")
-                await cell.report(exc, "protocol")
-                if exc.close_code is not None:
-                    return exc.close_code
-                continue
-            message = to_message(frame)
-            if isinstance(message, Interruption) and cell.actor is not None:
-                # barge-in is stopped here, in the reader, the moment it is read: the
-                # actor's own wake-up would add a pass of the run queue (milliseconds
-                # under load) between the caller speaking and the reply stopping
-                stopped, turn = cell.actor.interrupt_now()
-                if stopped:
-                    message = attrs.evolve(message, acknowledged=True, stopped_turn=turn)
-            if message is not None:
-                await cell.send(message)
-            elif isinstance(frame, Info):
-                log.debug("call %s: info %s=%r", call, frame.name, frame.value)
-            elif isinstance(frame, UnknownFrame):
-                log.info("call %s: unknown frame type %r tolerated", call, frame.type)
+        """Feed frames to the actor until the peer leaves or the conversation closes
+        (None) or a fatal protocol error (its close code). Never waits on a hook: errors
+        are posted to the actor."""
+        bad = _BadInputLog(call)
+        try:
+            while True:
+                try:
+                    data = await transport.receive()
+                except TransportClosed:
+                    return None
+                try:
+                    if isinstance(data, bytes):
+                        conn.receive_bytes(data)
+                    frame = conn.receive_text(data)  # type: ignore[arg-type]
+                except ProtocolError as exc:
+                    bad.note(exc.message, exc.close_code)
+                    _post(cell, Fault(exc, "protocol"))
+                    if exc.close_code is not None:
+                        return exc.close_code
+                    continue
+                message = to_message(frame)
+                if message is not None:
+                    # an interruption takes effect inside send, before it can wait
+                    await cell.send(message)
+                elif isinstance(frame, Info):
+                    log.debug("call %s: info %s=%s", call, excerpt(frame.name),
+                              excerpt(repr(frame.value)))
+                elif isinstance(frame, UnknownFrame):
+                    bad.note(f"unknown frame type {excerpt(frame.type)} tolerated", None,
+                             level=logging.INFO)
+        except trio.ClosedResourceError:
+            return None  # the conversation closed under us: the call is over
+        finally:
+            bad.summarise()
+
+
+def _post(cell: ActorCell, message: Message) -> None:
+    """Post a message the reader must not wait for; a full urgent lane drops it."""
+    try:
+        cell.send_nowait(message)
+    except (trio.WouldBlock, trio.ClosedResourceError):
+        pass
+
+
+class _BadInputLog:
+    """Logs a call's bad input once per kind of problem, at most ``LOG_FIRST`` lines per
+    call, each a bounded excerpt; the rest is counted and summarised when the call ends."""
+
+    def __init__(self, call: str) -> None:
+        self.call = call
+        self.logged = 0
+        self.suppressed = 0
+
+    def note(self, what: str, close_code: int | None, *, level: int = logging.WARNING
+             ) -> None:
+        if self.logged >= LOG_FIRST:
+            self.suppressed += 1
+            return
+        self.logged += 1
+        log.log(level, "call %s: %s%s", excerpt(self.call), excerpt(what, 200),
+                f" (closing {close_code})" if close_code else "")
+
+    def summarise(self) -> None:
+        if self.suppressed:
+            log.warning("call %s: %d more bad frames not logged", excerpt(self.call),
+                        self.suppressed)
+
+
+def excerpt(value: object, limit: int = 80) -> str:
+    """A bounded, single-line rendering of peer input for a log line: control characters
+    escaped (``repr`` style), at most ``limit`` characters, an ellipsis when cut."""
+    text = value if isinstance(value, str) else repr(value)
+    if len(text) > limit:
+        text = text[:limit] + "…"
+    if text.isprintable():
+        return text
+    return repr(text)[1:-1]

@@ -81,12 +81,16 @@ async def test_queue_policy_answers_in_arrival_order(clock: object) -> None:
     assert started == ["A", "B", "C", "D"]
 
 
-async def test_queue_policy_interrupt_still_reaches_busy_actor(clock: object) -> None:
+async def test_queue_policy_interrupt_stops_running_and_queued_replies(clock: object) -> None:
+    """An interrupt applies to every prompt read before it: the running turn (A) is
+    cancelled, the queued one (B) never runs; a prompt after it (C) is answered."""
     gate = Gate("A")
     tac = tac_with(busy_policy=BusyPolicy.QUEUE)
+    started: list[str] = []
 
     @tac.on_message_ready
     async def cb(message: str, session: Any, memory: Any) -> str:
+        started.append(message)
         if message == "A":
             await gate()
         return f"re {message}"
@@ -95,10 +99,15 @@ async def test_queue_policy_interrupt_still_reaches_busy_actor(clock: object) ->
         await caller.say("A")
         await gate.wait_reached()
         await caller.say("B")  # queued behind A
-        await caller.interrupt()  # urgent: jumps over B
+        await caller.interrupt()  # takes effect at once, though the actor is busy
         assert (await caller.read_reply()).tokens == ()  # the acknowledgement
-        assert (await caller.read_reply()).text == "re B"
         assert gate.cancelled
+        await caller.say("C")
+        assert (await caller.read_reply()).text == "re C"
+        history = h.cell(caller).session.history
+    assert started == ["A", "C"]
+    assert [(e.role, e.text) for e in history] == [("user", "A"), ("user", "B"),
+                                                   ("user", "C"), ("assistant", "re C")]
 
 
 async def test_turn_timeout_speaks_timeout_words_and_reports(clock: object) -> None:

@@ -1,0 +1,98 @@
+"""The reply gate: which turns may still speak.
+
+Every message that starts a turn (an utterance, a key press) is given a **turn id** when
+its channel hands it to the conversation (:meth:`ReplyGate.issue`), in the order the
+channel read it. Ids only grow. The gate keeps one number, the **barrier**: a turn whose
+id is at or below it is stopped: none of its frames may be sent, whether the turn
+
+* is running (its cancel scope is cancelled and its queued frames retracted),
+* is still queued in the mailbox (it will not run: the actor records what the person said
+  and moves on), or
+* has finished while its frames still wait behind a slow socket (they are retracted).
+
+A barge-in (:meth:`interrupt`) raises the barrier to the last issued id: **an interrupt
+applies to the reply of every prompt read before it on the same socket**, started or
+not; a prompt read after it is answered as usual. That is what the caller experiences on
+the wire: the acknowledgement (an empty final ``text`` token) is queued in the same
+synchronous step, after the retraction, so no frame of a stopped turn can follow it.
+Preemption (a new prompt while a turn runs) raises the barrier to just below the new
+prompt's id.
+
+The gate is owned by the conversation's cell, so it outlives a crashed actor
+incarnation: frames queued by a turn of the crashed incarnation are still retracted by an
+interrupt read during the restart.
+
+It is plain synchronous state: a channel's reader and the actor both call it without
+awaiting, so no task switch can fall between deciding to stop and stopping.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import attrs
+import trio
+
+__all__ = ["NO_TURN", "ReplyGate", "Turn"]
+
+#: turn id of frames that belong to no turn (acknowledgements, closings): never retracted
+NO_TURN = 0
+
+
+class _Retracting(Protocol):
+    def retract_through(self, barrier: int) -> int: ...
+
+
+@attrs.define(eq=False)
+class Turn:
+    """A running turn. ``cause`` says why it stopped early ("interrupt", "preempt",
+    "timeout", "error", "stop"); ``None`` while it runs or when it finished normally."""
+
+    id: int
+    scope: trio.CancelScope
+    done: trio.Event = attrs.field(factory=trio.Event)
+    cause: str | None = None
+    spoken: list[str] = attrs.field(factory=list)
+    reply_open: bool = False
+
+
+class ReplyGate:
+    """See the module docstring. One per conversation."""
+
+    __slots__ = ("_outbox", "barrier", "issued", "running")
+
+    def __init__(self, outbox: _Retracting) -> None:
+        self._outbox = outbox
+        self.issued = NO_TURN
+        self.barrier = NO_TURN
+        self.running: Turn | None = None
+
+    def issue(self) -> int:
+        """A new turn id, greater than every id issued before."""
+        self.issued += 1
+        return self.issued
+
+    def is_open(self, turn_id: int) -> bool:
+        """Whether frames of ``turn_id`` may still be sent."""
+        return turn_id > self.barrier
+
+    def stop_through(self, turn_id: int, cause: str) -> bool:
+        """Stop every turn with an id at or below ``turn_id``: raise the barrier, cancel
+        the running turn if it is one of them, retract their queued frames. Returns
+        whether a running turn was stopped. Idempotent."""
+        if turn_id > self.barrier:
+            self.barrier = turn_id
+        stopped = False
+        turn = self.running
+        if turn is not None and turn.id <= self.barrier and not turn.scope.cancel_called:
+            if turn.cause is None:
+                turn.cause = cause
+            turn.scope.cancel()
+            stopped = True
+        self._outbox.retract_through(self.barrier)
+        return stopped
+
+    def interrupt(self) -> int:
+        """Barge-in: stop the replies of every prompt issued so far. Returns the barrier."""
+        self.stop_through(self.issued, "interrupt")
+        return self.barrier
