@@ -80,13 +80,14 @@ class Mailbox(Generic[T]):
     async def send(self, item: T, *, urgent: bool = False) -> None:
         """Enqueue ``item``, waiting while its lane is full.
 
-        A cancellation point; it yields to the scheduler only when it has to wait (a
-        sender with room goes on at once, which keeps the per-frame path of a socket
-        reader short). If cancelled, the item was not enqueued.
+        A checkpoint, as trio's ``send`` is: a sender with room enqueues at once and
+        then passes through the scheduler, so a reader fed by a flooding peer lets the
+        other tasks run. If cancelled, the item was not enqueued.
         """
         await trio.lowlevel.checkpoint_if_cancelled()
         if not self._closed and self._has_room(urgent):
             self.send_nowait(item, urgent=urgent)
+            await trio.lowlevel.cancel_shielded_checkpoint()
             return
         while True:
             try:

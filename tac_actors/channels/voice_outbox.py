@@ -214,6 +214,9 @@ class VoiceOutbox:
         self._nursery = nursery
         self._transport = transport
         self._nowait = getattr(transport, "send_nowait", None)
+        if hasattr(transport, "on_backlog"):
+            # the socket reader never writes and waits: what it leaves, the writer sends
+            transport.on_backlog = self._flush_requested
         if self._queue or self._needs_flush:
             self._wake_writer()
 
@@ -265,6 +268,10 @@ class VoiceOutbox:
         del self._queue[:count]
         self._bytes -= size
         return batch
+
+    def _flush_requested(self) -> None:
+        self._needs_flush = True
+        self._wake_writer()
 
     def stop(self) -> None:
         """Accept no more writes once the queue is empty (the call is ending)."""

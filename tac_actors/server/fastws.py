@@ -1,17 +1,11 @@
-"""The fast path for voice: ConversationRelay sockets served by our own trio code.
+"""The fast WebSocket transport: ``websockets``' sans-IO protocol on a trio stream.
 
 wsproto (under hypercorn and trio-websocket) costs two to three times the reference's
 per-frame CPU before any of our logic runs (shared/PERFORMANCE.md). The ``websockets``
 package's sans-IO ``ServerProtocol`` (C speedups for masking and UTF-8) driven straight
-from a trio stream beats it, so the public port is owned by a small front door:
-
-* a WebSocket upgrade to the voice path is served here, in-process, through
-  :class:`FastTransport`;
-* any other request (TwiML, webhooks, callbacks, health, a user's own routes) is spliced
-  byte for byte to the quart-trio app, which hypercorn serves on a private loopback port.
-
-So one port serves everything, the quart app stays the single place where HTTP routes
-live, and the actors and protocol code do not know which engine carries a call.
+from a trio stream beats it. :class:`FastTransport` is the voice channel's
+:class:`~tac_actors.channels.transport.Transport` on that path; the front door
+(:mod:`tac_actors.server.frontdoor`) accepts the connections and hands them over.
 """
 
 from __future__ import annotations
@@ -22,26 +16,38 @@ from collections.abc import Callable
 
 import trio
 from websockets.frames import Frame, Opcode
-from websockets.http11 import Request
-from websockets.protocol import Protocol, State
+from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from tac_actors.channels.transport import TransportClosed
 
-__all__ = ["FastTransport", "FrontDoor"]
+__all__ = ["FastTransport"]
 
 log = logging.getLogger("tac_actors.server")
 
-MAX_HEAD = 16 * 1024
-HEAD_TIMEOUT = 10.0
 RECEIVE_SIZE = 65536
+#: protocol output (pongs, close echoes) the reader leaves for the writer before it waits
+MAX_BACKLOG = 256 * 1024
+#: frames a reader may take from a full socket before it passes through the scheduler
+YIELD_EVERY = 16
 
 
 class FastTransport:
     """A server-side WebSocket over a trio stream, via ``websockets``' sans-IO protocol.
 
-    One task may send while another receives: writes (ours, and the protocol's own pongs
-    and close echoes) go through one lock, so frames never interleave.
+    Tasks: one reader (:meth:`receive`) and one writer (the voice outbox's, through
+    :meth:`send_nowait`, :meth:`send_many`, :meth:`flush`). **The reader never waits on a
+    write**: what the protocol answers by itself (pongs, the close echo) is written
+    without waiting when the socket takes it, and otherwise left in the backlog for the
+    writer (``on_backlog`` is called to wake it); only past ``MAX_BACKLOG`` bytes does the
+    reader wait (a peer that floods pings and never reads is pushed back by TCP).
+
+    Fairness: the reader passes through the scheduler at least every ``YIELD_EVERY``
+    frames even when the peer keeps the socket full.
+
+    Keepalive: :meth:`keepalive` is called by the front door's sweeper; a peer that sent
+    nothing since the last sweep is pinged, and one that still sent nothing (not even the
+    pong) by the next sweep is closed with 1011.
     """
 
     def __init__(self, stream: trio.abc.Stream, protocol: ServerProtocol) -> None:
@@ -59,6 +65,11 @@ class FastTransport:
         self._eof = False
         self._closed = False
         self._stream_closed = False
+        self._unyielded = 0
+        self._heard = True  # the peer sent something since the last keepalive sweep
+        self._pinged = False
+        #: called when the reader leaves bytes in the backlog (the writer should flush)
+        self.on_backlog: Callable[[], None] | None = None
 
     def _closed_error(self) -> TransportClosed:
         rcvd = self._proto.close_rcvd
@@ -68,19 +79,50 @@ class FastTransport:
         while not self._messages:
             if self._eof or self._proto.state is State.CLOSED or self._proto.close_rcvd:
                 await trio.lowlevel.checkpoint()
+                self._write_protocol_output()
                 raise self._closed_error()
             try:
                 data = await self._receive_bytes()
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 data = b""
             if data:
+                self._heard = True
                 self._proto.receive_data(data)
             else:
                 self._eof = True
                 self._proto.receive_eof()
             self._collect()
-            await self._flush()
+            if self._write_protocol_output():
+                await self._flush()  # past MAX_BACKLOG: the peer is not reading
+        self._unyielded += 1
+        if self._unyielded >= YIELD_EVERY:
+            self._unyielded = 0
+            await trio.lowlevel.cancel_shielded_checkpoint()
         return self._messages.pop(0)
+
+    def _write_protocol_output(self) -> bool:
+        """Hand what the protocol produced to the socket without waiting; what the socket
+        does not take waits in the backlog for the writer. True when the backlog is past
+        ``MAX_BACKLOG`` (the reader must wait)."""
+        self._take_output()
+        if not self._backlog or self._writing or self._stream_closed:
+            return len(self._backlog) > MAX_BACKLOG
+        if self._fd >= 0 and not self._close_after:
+            self._write_backlog_nowait()
+        if self._backlog or self._close_after:
+            if self.on_backlog is None:
+                return True
+            self.on_backlog()
+        return len(self._backlog) > MAX_BACKLOG
+
+    def _write_backlog_nowait(self) -> None:
+        try:
+            written = os.write(self._fd, self._backlog)
+        except BlockingIOError:
+            return
+        except OSError:  # the flush that follows meets the error and reports it
+            return
+        self._backlog = self._backlog[written:]
 
     async def _receive_bytes(self) -> bytes:
         """The next bytes from the peer (``b""`` at the end). Reads the socket directly:
@@ -97,7 +139,10 @@ class FastTransport:
             if data is not None:
                 return data
         while True:
+            self._unyielded = 0
             await trio.lowlevel.wait_readable(self._fd)
+            if self._stream_closed or self._eof:
+                return b""
             data = self._read_nowait()
             if data is not None:
                 return data
@@ -108,7 +153,10 @@ class FastTransport:
         except BlockingIOError:
             self._drained = True
             return None
-        except OSError:  # reset by the peer: the same as its end
+        except ConnectionError:  # reset by the peer: the same as its end
+            return b""
+        except OSError as exc:
+            log.warning("voice socket read failed (%s): treating it as closed", exc)
             return b""
         self._drained = len(data) < RECEIVE_SIZE
         return data
@@ -124,6 +172,8 @@ class FastTransport:
             elif opcode is Opcode.CONT:
                 self._fragments.append(bytes(event.data))
             else:
+                if opcode is Opcode.PONG:
+                    self._pinged = False
                 continue
             if event.fin:
                 data = b"".join(self._fragments)
@@ -184,7 +234,7 @@ class FastTransport:
         :class:`TransportClosed` when the connection is no longer open."""
         if self._proto.state is not State.OPEN or self._eof or self._stream_closed:
             raise self._closed_error()
-        self._proto.send_text(text.encode())
+        self._proto.send_text(_encode(text))
         self._take_output()
         if self._writing or self._fd < 0:
             return False
@@ -199,14 +249,14 @@ class FastTransport:
         return not self._backlog
 
     async def flush(self) -> None:
-        """Write what :meth:`send_nowait` left in the backlog."""
+        """Write what :meth:`send_nowait` or the reader left in the backlog."""
         await self._flush()
 
     async def send(self, text: str) -> None:
         if self._proto.state is not State.OPEN:
             await trio.lowlevel.checkpoint()
             raise self._closed_error()
-        self._proto.send_text(text.encode())
+        self._proto.send_text(_encode(text))
         await self._flush()
 
     async def send_many(self, texts: list[str]) -> None:
@@ -215,8 +265,43 @@ class FastTransport:
             await trio.lowlevel.checkpoint()
             raise self._closed_error()
         for text in texts:
-            self._proto.send_text(text.encode())
+            self._proto.send_text(_encode(text))
         await self._flush()
+
+    def keepalive(self) -> bool:
+        """One keepalive sweep (see the class docstring). Returns False when the peer
+        failed it and the connection was aborted."""
+        if self._closed or self._eof or self._proto.state is not State.OPEN:
+            return True
+        if self._heard:
+            self._heard = False
+            self._pinged = False
+            return True
+        if not self._pinged:
+            self._pinged = True
+            self._proto.send_ping(b"tac")
+            self._write_protocol_output()
+            return True
+        self.abort("keepalive ping timeout")
+        return False
+
+    def abort(self, reason: str) -> None:
+        """Give up on the peer now (it stopped answering): queue a 1011 close if the
+        socket takes it, and wake the reader and the writer, which see the end."""
+        if self._eof or self._stream_closed:
+            return
+        log.warning("voice socket: %s: closing it (1011)", reason)
+        if self._proto.state is State.OPEN:
+            self._proto.fail(1011, reason)
+            self._take_output()
+            if self._fd >= 0 and not self._writing:
+                self._write_backlog_nowait()
+        self._eof = True
+        self._backlog = b""
+        self._close_after = False
+        if isinstance(self._stream, trio.SocketStream):
+            # wakes a task blocked on this socket; it is closed by the handler afterwards
+            trio.lowlevel.notify_closing(self._stream.socket)
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         if self._closed:
@@ -226,7 +311,8 @@ class FastTransport:
         try:
             if self._proto.state is State.OPEN:
                 self._proto.send_close(code, reason)
-                await self._flush()
+            await self._flush()  # whatever is left, the close frame or its echo last
+            if not self._eof:
                 # give the peer a moment to answer the close, then drop the connection
                 with trio.move_on_after(1.0):
                     while not self._eof:
@@ -238,146 +324,13 @@ class FastTransport:
             await self._stream.aclose()
 
 
-def _forget_handshake(protocol: ServerProtocol) -> None:
-    """Let the upgrade request go. ``ServerProtocol`` parses frames inside the generator
-    that parsed the request, which keeps the request (headers and all, ~1.7 KB) alive for
-    the life of the connection. Right after the handshake, with no frame bytes buffered,
-    a fresh frame parser is the same parser without it. Skipped (harmlessly) if the
-    library's internals are not as expected."""
+def _encode(text: str) -> bytes:
+    """UTF-8 for a frame. Our frames are JSON: a lone surrogate (half of an emoji split
+    across two tokens) cannot be encoded, and is sent as its JSON escape instead of
+    failing the call (``backslashreplace`` writes exactly ``\\udXXX``)."""
     try:
-        if protocol.reader.buffer:
-            return
-        parser = Protocol.parse(protocol)
-        next(parser)
-        protocol.parser = parser
-    except Exception:  # a websockets version with other internals: keep its parser
-        log.debug("websockets internals changed: the upgrade request stays referenced")
+        return text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace")
 
 
-def _parse_head(head: bytes) -> tuple[str, str, dict[str, str]] | None:
-    try:
-        text = head.decode("latin-1")
-        request_line, *lines = text.split("\r\n")
-        method, target, _ = request_line.split(" ", 2)
-    except ValueError:
-        return None
-    headers: dict[str, str] = {}
-    for line in lines:
-        name, sep, value = line.partition(":")
-        if sep:
-            headers[name.strip().lower()] = value.strip()
-    return method, target, headers
-
-
-class FrontDoor:
-    """Accepts connections on the public port and routes each one (see the module doc).
-
-    ``voice_path`` is the WebSocket path served fast; ``serve_socket`` handles one
-    accepted WebSocket (``request`` is the upgrade, for signature checks) and returns
-    when the call is over; ``internal`` is the (host, port) of hypercorn.
-    """
-
-    def __init__(self, *, voice_path: str, internal: tuple[str, int], max_frame_bytes: int,
-                 serve_socket: Callable[[FastTransport, Request], object]) -> None:
-        self.voice_path = voice_path
-        self.internal = internal
-        self.max_frame_bytes = max_frame_bytes
-        self.serve_socket = serve_socket
-        self.connections = 0
-        self.calls = 0
-        self._no_calls = trio.Event()
-        self._no_calls.set()
-
-    async def wait_no_calls(self) -> None:
-        """Wait until no voice socket is being served (used to finish a drain)."""
-        await self._no_calls.wait()
-
-    async def handle(self, stream: trio.SocketStream) -> None:
-        """Serve one accepted TCP connection until it closes."""
-        self.connections += 1
-        try:
-            buffer = b""
-            with trio.move_on_after(HEAD_TIMEOUT):
-                while b"\r\n\r\n" not in buffer and len(buffer) < MAX_HEAD:
-                    data = await stream.receive_some(RECEIVE_SIZE)
-                    if not data:
-                        return
-                    buffer += data
-            if b"\r\n\r\n" not in buffer:
-                return
-            parsed = _parse_head(buffer.split(b"\r\n\r\n", 1)[0])
-            voice = parsed is not None and self._is_voice_upgrade(*parsed)
-            del parsed  # nothing of the request head outlives the hand-over
-            if voice:
-                await self._serve_websocket(stream, buffer)
-            else:
-                await self._splice(stream, buffer)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
-        finally:
-            self.connections -= 1
-            with trio.CancelScope(shield=True):
-                await stream.aclose()
-
-    def _is_voice_upgrade(self, method: str, target: str, headers: dict[str, str]) -> bool:
-        return (method == "GET" and target.split("?", 1)[0] == self.voice_path
-                and headers.get("upgrade", "").lower() == "websocket")
-
-    async def _serve_websocket(self, stream: trio.SocketStream, buffer: bytes) -> None:
-        protocol = ServerProtocol(max_size=self.max_frame_bytes * 4)
-        protocol.receive_data(buffer)
-        del buffer
-        events = protocol.events_received()
-        first = events.pop(0) if events else None
-        if not isinstance(first, Request):
-            protocol.send_response(protocol.reject(400, "bad WebSocket upgrade\n"))
-            await stream.send_all(b"".join(protocol.data_to_send()))
-            return
-        pending: list[Request] = [first]
-        del first
-        response = protocol.accept(pending[0])
-        protocol.send_response(response)
-        accepted = response.status_code == 101
-        del response
-        transport = FastTransport(stream, protocol)
-        if events:  # frames sent right behind the upgrade (clients should wait; some don't)
-            transport._collect(list(events))
-        del events
-        _forget_handshake(protocol)
-        await transport._flush()
-        if not accepted:
-            return
-        self.calls += 1
-        self._no_calls = trio.Event() if self._no_calls.is_set() else self._no_calls
-        try:
-            # handed over without a local name: the handler may drop it after its checks
-            result = self.serve_socket(transport, pending.pop())
-            if hasattr(result, "__await__"):
-                await result
-        finally:
-            self.calls -= 1
-            if not self.calls:
-                self._no_calls.set()
-
-    async def _splice(self, client: trio.SocketStream, buffer: bytes) -> None:
-        """Pass the connection to hypercorn untouched, in both directions."""
-        upstream = await trio.open_tcp_stream(*self.internal)
-        async with upstream:
-            await upstream.send_all(buffer)
-            async with trio.open_nursery() as nursery:
-
-                async def up() -> None:
-                    try:
-                        while data := await client.receive_some(RECEIVE_SIZE):
-                            await upstream.send_all(data)
-                        await upstream.send_eof()
-                    except (trio.BrokenResourceError, trio.ClosedResourceError):
-                        nursery.cancel_scope.cancel()
-
-                nursery.start_soon(up)
-                try:
-                    while data := await upstream.receive_some(RECEIVE_SIZE):
-                        await client.send_all(data)
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    pass
-                nursery.cancel_scope.cancel()

@@ -22,7 +22,8 @@ from websockets.http11 import Request
 
 from tac_actors.protocol.signature import public_url
 from tac_actors.server.app import create_app, state_of
-from tac_actors.server.fastws import FastTransport, FrontDoor
+from tac_actors.server.fastws import FastTransport
+from tac_actors.server.frontdoor import DoorLimits, FrontDoor
 from tac_actors.tac import TAC
 
 __all__ = ["hypercorn_config", "serve"]
@@ -69,13 +70,15 @@ def hypercorn_config(tac: TAC, host: str, port: int) -> hypercorn.config.Config:
 
 async def serve(tac: TAC, host: str = "0.0.0.0", port: int = 8000, *,
                 engine: Literal["fast", "hypercorn"] = "fast",
+                door_limits: DoorLimits | None = None,
                 shutdown_trigger: Callable[[], Awaitable[None]] | None = None,
                 task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
     """Serve ``tac`` until ``shutdown_trigger`` returns (or forever).
 
     ``engine="fast"`` (the default) serves voice WebSockets on our own trio code and
     hands every other request to hypercorn (see :mod:`tac_actors.server.fastws`);
-    ``engine="hypercorn"`` lets hypercorn serve everything.
+    ``engine="hypercorn"`` lets hypercorn serve everything. ``door_limits`` bounds the
+    fast engine's front door (connections, head timeout, keepalive pings).
     """
     app = create_app(tac)
     state = state_of(app)
@@ -119,7 +122,8 @@ async def serve(tac: TAC, host: str = "0.0.0.0", port: int = 8000, *,
 
         door = FrontDoor(voice_path=tac.config.voice_websocket_path,
                          internal=(internal_host, int(internal_port)),
-                         max_frame_bytes=tac.config.max_frame_bytes, serve_socket=serve_socket)
+                         max_frame_bytes=tac.config.max_frame_bytes, serve_socket=serve_socket,
+                         limits=door_limits)
         listeners = await trio.open_tcp_listeners(port, host=host, backlog=4096)
         bound = listeners[0].socket.getsockname()
         listening = trio.CancelScope()
@@ -137,7 +141,9 @@ async def serve(tac: TAC, host: str = "0.0.0.0", port: int = 8000, *,
 async def _serve_until(listeners: list[trio.SocketListener], door: FrontDoor,
                        scope: trio.CancelScope) -> None:
     with scope:
-        await trio.serve_listeners(door.handle, listeners)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(door.run_keepalive)
+            await trio.serve_listeners(door.handle, listeners)
 
 
 def _host_for_url(host: str) -> str:

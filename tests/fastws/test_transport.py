@@ -1,0 +1,161 @@
+"""The fast transport on a real socket pair: fairness, a reader that never waits on a
+write, keepalive, surrogates. The peer is a ``websockets`` client protocol driven by
+hand, so the tests control exactly what is in the kernel's buffers."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import trio
+import trio.testing
+from websockets.client import ClientProtocol
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Response
+from websockets.server import ServerProtocol
+from websockets.uri import parse_uri
+
+from tac_actors.channels.transport import TransportClosed
+from tac_actors.server.fastws import YIELD_EVERY, FastTransport
+
+
+class Peer:
+    """The client end: a blocking-free socket and a client protocol."""
+
+    def __init__(self, sock: socket.socket, proto: ClientProtocol) -> None:
+        self.sock = sock
+        self.proto = proto
+
+    def send_frames(self, *bodies: dict[str, object], ping: bool = False) -> None:
+        if ping:
+            self.proto.send_ping(b"hb")
+        for body in bodies:
+            self.proto.send_text(json.dumps(body).encode())
+        self.sock.sendall(b"".join(self.proto.data_to_send()))
+
+    def read_frames(self) -> list[Frame]:
+        frames: list[Frame] = []
+        self.sock.setblocking(False)
+        try:
+            while True:
+                try:
+                    data = self.sock.recv(1 << 20)
+                except BlockingIOError:
+                    break
+                if not data:
+                    break
+                self.proto.receive_data(data)
+        finally:
+            self.sock.setblocking(True)
+        for event in self.proto.events_received():
+            if isinstance(event, Frame):
+                frames.append(event)
+        return frames
+
+
+@asynccontextmanager
+async def connected() -> AsyncIterator[tuple[FastTransport, Peer]]:
+    server_sock, client_sock = socket.socketpair()
+    for sock in (server_sock, client_sock):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    server_sock.setblocking(False)
+    stream = trio.SocketStream(trio.socket.from_stdlib_socket(server_sock))
+    client = ClientProtocol(parse_uri("ws://test/ws"))
+    client.send_request(client.connect())
+    server = ServerProtocol()
+    server.receive_data(b"".join(client.data_to_send()))
+    request = server.events_received()[0]
+    server.send_response(server.accept(request))  # type: ignore[arg-type]
+    client.receive_data(b"".join(server.data_to_send()))
+    assert isinstance(client.events_received()[0], Response)
+    transport = FastTransport(stream, server)
+    try:
+        yield transport, Peer(client_sock, client)
+    finally:
+        client_sock.close()
+        await stream.aclose()
+
+
+async def test_a_flooding_peer_lets_other_tasks_run() -> None:
+    """Frames already in the buffer are served with a pass through the scheduler at
+    least every YIELD_EVERY frames (review C4: a peer at line rate froze every call)."""
+    count = 400
+    async with connected() as (transport, peer):
+        peer.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+        frames = [{"type": "info", "n": i} for i in range(count)]
+        peer.send_frames(*frames)
+        ticks = 0
+        done = False
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while not done:
+                ticks += 1
+                await trio.lowlevel.cancel_shielded_checkpoint()
+
+        with trio.fail_after(10):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(ticker)
+                await trio.lowlevel.checkpoint()
+                ticks = 0
+                for _ in range(count):
+                    await transport.receive()
+                done = True
+    assert ticks >= count // YIELD_EVERY - 2, f"only {ticks} passes for {count} frames"
+
+
+async def test_the_reader_never_waits_on_a_congested_write() -> None:
+    """A ping arrives while our writes are stuck behind a peer that does not read, then
+    an interrupt: the reader returns the interrupt at once; the pong waits for the
+    writer (review C3: the reader parked behind the write until the peer drained)."""
+    async with connected() as (transport, peer):
+        flushed: list[bool] = []
+        transport.on_backlog = lambda: flushed.append(True)
+        while transport.send_nowait(json.dumps({"type": "text", "token": "x" * 500})):
+            pass  # fill the kernel's buffers: the peer reads nothing
+        peer.send_frames({"type": "interrupt", "utteranceUntilInterrupt": "x"}, ping=True)
+        with trio.fail_after(5):
+            frame = await transport.receive()
+        assert json.loads(frame)["type"] == "interrupt"
+        assert flushed, "the writer was asked to send the pong"
+
+
+async def test_a_silent_peer_is_pinged_then_closed() -> None:
+    async with connected() as (transport, peer):
+        assert transport.keepalive()  # heard at the start
+        assert transport.keepalive()  # silent: pinged
+        pings = [f for f in peer.read_frames() if f.opcode is Opcode.PING]
+        assert len(pings) == 1
+        assert not transport.keepalive()  # no pong by the next sweep: closed
+        with trio.fail_after(5):
+            try:
+                await transport.receive()
+            except TransportClosed:
+                pass
+            else:
+                raise AssertionError("the reader did not see the end")
+        closes = [f for f in peer.read_frames() if f.opcode is Opcode.CLOSE]
+        assert closes and closes[0].data[:2] == (1011).to_bytes(2, "big")
+
+
+async def test_a_peer_that_answers_pings_stays() -> None:
+    async with connected() as (transport, peer):
+        transport.keepalive()
+        transport.keepalive()  # ping
+        peer.read_frames()  # the client protocol answers with a pong
+        peer.sock.sendall(b"".join(peer.proto.data_to_send()))
+        with trio.move_on_after(0.5):
+            await transport.receive()  # takes the pong (no message: times out)
+        assert transport.keepalive(), "a pong counts as life"
+
+
+async def test_a_lone_surrogate_is_sent_escaped_not_a_crash() -> None:
+    """Review D1: encoding a reply with half an emoji killed the whole server."""
+    async with connected() as (transport, peer):
+        assert transport.send_nowait('{"type":"text","token":"\ud83d","last":true}')
+        await transport.send_many(['{"type":"text","token":"a\ud800","last":true}'])
+        texts = [json.loads(f.data) for f in peer.read_frames() if f.opcode is Opcode.TEXT]
+    assert [t["token"] for t in texts] == ["\ud83d", "a\ud800"]
