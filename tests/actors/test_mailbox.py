@@ -1,0 +1,71 @@
+"""The mailbox: bounded lanes, selective receive, close, statistics, checkpoints."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+import trio.testing
+
+from tac_actors.actors import Mailbox
+
+
+async def test_fifo_and_selective_receive() -> None:
+    box: Mailbox[str] = Mailbox(4)
+    for item in ("a", "b", "c"):
+        box.send_nowait(item)
+    assert box.receive_nowait(lambda m: m == "b") == "b"
+    assert [box.receive_nowait(), box.receive_nowait()] == ["a", "c"]
+    with pytest.raises(trio.WouldBlock):
+        box.receive_nowait()
+
+
+async def test_lanes_are_bounded_separately() -> None:
+    box: Mailbox[str] = Mailbox(1, urgent_capacity=1)
+    box.send_nowait("normal")
+    with pytest.raises(trio.WouldBlock):
+        box.send_nowait("again")
+    box.send_nowait("urgent", urgent=True)  # its own room
+    with pytest.raises(trio.WouldBlock):
+        box.send_nowait("urgent 2", urgent=True)
+    stats = box.statistics()
+    assert (stats.queued, stats.urgent_queued, stats.rejected) == (1, 1, 2)
+
+
+async def test_send_waits_for_room_and_is_a_checkpoint(autojump_clock: object) -> None:
+    box: Mailbox[int] = Mailbox(1)
+    await box.send(1)
+    sent = trio.Event()
+
+    async def second() -> None:
+        await box.send(2)
+        sent.set()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(second)
+        await trio.testing.wait_all_tasks_blocked()
+        assert not sent.is_set() and box.statistics().waiting_senders == 1
+        assert box.receive_nowait() == 1
+        await sent.wait()
+    assert box.receive_nowait() == 2
+    with trio.testing.assert_checkpoints():
+        await box.send(3)
+
+
+async def test_cancelled_send_did_not_enqueue(autojump_clock: object) -> None:
+    box: Mailbox[int] = Mailbox(1)
+    box.send_nowait(1)
+    with trio.move_on_after(1):
+        await box.send(2)
+    assert len(box) == 1
+
+
+async def test_close_refuses_and_wakes() -> None:
+    box: Mailbox[int] = Mailbox(2)
+    box.send_nowait(1)
+    box.close()
+    with pytest.raises(trio.ClosedResourceError):
+        box.send_nowait(2)
+    assert box.receive_nowait() == 1  # queued messages stay readable
+    with trio.testing.assert_checkpoints():
+        await box.wait_readable()  # returns at once when closed
+    assert box.drain() == []
