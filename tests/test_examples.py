@@ -4,6 +4,7 @@ against the emulator (knowledge, memory, traits and handoff)."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -97,7 +98,9 @@ async def test_openai_example_streams_from_a_compatible_server(
             monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
             monkeypatch.setenv("OPENAI_BASE_URL", fake.url)
             tac = load_app(str(EXAMPLES / "openai_agent.py") + ":tac")
-            async with open_harness(tac) as h, h.call() as caller:
+            # the example's module-level agent owns an HTTP client: close it with the test
+            agent = sys.modules["_tac_app_openai_agent"].agent
+            async with agent, open_harness(tac) as h, h.call() as caller:
                 await caller.say("hello")
                 assert (await caller.read_reply()).tokens == ("Hi ", "there!")
     tools = {t["function"]["name"] for t in fake.requests[0]["tools"]}
