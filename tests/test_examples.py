@@ -46,29 +46,21 @@ async def test_streaming_example_streams_and_can_be_interrupted(autojump_clock: 
         assert late == []
 
 
-async def _concierge(emu: Emulator) -> TAC:
-    import os
-
+def _concierge(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> TAC:
     env = {"TAC_SERVICES_URL": emu.url,
            "TWILIO_CONVERSATION_CONFIGURATION_ID": "conv_configuration_example",
            "TWILIO_KNOWLEDGE_BASE_ID": "know_base_example", "TWILIO_API_KEY": "SK1",
            "TWILIO_API_SECRET": "s", "TWILIO_ACCOUNT_SID": emu.account_sid}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        return load_app(str(EXAMPLES / "concierge.py") + ":tac")
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k)
-            else:
-                os.environ[k] = v
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return load_app(str(EXAMPLES / "concierge.py") + ":tac")
 
 
-async def test_concierge_answers_from_knowledge_memory_and_hands_off() -> None:
+async def test_concierge_answers_from_knowledge_memory_and_hands_off(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     with trio.fail_after(20):
         async with Emulator.running(seed=EXAMPLE_SEED) as emu:
-            tac = await _concierge(emu)
+            tac = _concierge(emu, monkeypatch)
             async with open_harness(tac) as h, h.call(from_=ADA) as caller:
                 await caller.say("hello")
                 assert (await caller.read_reply()).text.startswith("Hello Ada!")
