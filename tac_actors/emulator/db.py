@@ -10,7 +10,8 @@ searches are ranked by BM25.
 
 One connection, used only from the emulator's trio thread: each query takes
 microseconds, so it runs inline. ``path`` is a file (the state survives a restart) or
-``":memory:"``.
+``":memory:"``. The connection is an owned resource: open it with ``with Database(path)
+as db:`` (or call :meth:`Database.close`); nothing closes it behind your back.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import re
 import sqlite3
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 __all__ = ["ApiError", "Database", "fts_query", "now_iso"]
 
@@ -86,16 +88,33 @@ def fts_query(text: str) -> str | None:
 
 
 class Database:
-    """Documents by kind, with insertion order, parents and a text index."""
+    """Documents by kind, with insertion order, parents and a text index.
+
+    Opening connects to ``path``; leaving ``with`` (or :meth:`close`) closes the
+    connection, on every path. If creating the schema fails, the connection is closed
+    before the error propagates."""
 
     def __init__(self, path: str = ":memory:") -> None:
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.db.executescript(_SCHEMA)
-        if self.db.execute("SELECT n FROM counters").fetchone() is None:
-            self.db.execute("INSERT INTO counters VALUES (0)")
+        try:
+            self.db.executescript(_SCHEMA)
+            if self.db.execute("SELECT n FROM counters").fetchone() is None:
+                self.db.execute("INSERT INTO counters VALUES (0)")
+        except BaseException:
+            self.db.close()
+            raise
 
     def close(self) -> None:
+        """Close the connection (idempotent). Any later query raises
+        ``sqlite3.ProgrammingError``."""
         self.db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
 
     def new_id(self, prefix: str) -> str:
         """A fresh id, deterministic from a persisted counter. An upper-case prefix

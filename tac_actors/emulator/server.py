@@ -8,8 +8,12 @@ In a test, over real loopback sockets::
         assert emu.sent_messages()[0]["text"] == "Hello"
 
 Or without sockets (e.g. under ``trio.testing.MockClock``), through
-``TwilioServices.open(config, transport=emu.transport())`` on an emulator built with
-``Emulator(seed=...)``. Standalone: :func:`run_emulator`.
+``TwilioServices.open(config, transport=emu.transport())`` on an emulator opened with
+``with Emulator(seed=...) as emu:``. Standalone: :func:`run_emulator`.
+
+An emulator owns one SQLite connection, opened by the constructor and closed when its
+``with`` block (or :meth:`Emulator.running`) is left, however it is left, cancellation
+included; :meth:`Emulator.close` closes it by hand.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 import httpx
 import hypercorn.trio
@@ -34,6 +39,7 @@ from tac_actors.emulator.db import Database
 from tac_actors.emulator.faults import Faults
 from tac_actors.emulator.inspection import RequestRecord
 from tac_actors.emulator.seed import load_seed
+from tac_actors.emulator.transport import InProcessTransport
 
 __all__ = ["Emulator", "run_emulator", "serve_emulator"]
 
@@ -47,6 +53,10 @@ class Emulator:
     ``seed`` is a path to a JSON fixture or the fixture itself
     (see :mod:`tac_actors.emulator.seed`). ``credentials`` maps accepted API keys to
     secrets; ``None`` accepts any. ``faults`` can be changed at any time.
+
+    The constructor opens the database (and closes it again if the seed is rejected);
+    use the emulator as a context manager, ``with Emulator(...) as emu:``, so the
+    database is closed when the block is left.
     """
 
     def __init__(
@@ -58,7 +68,12 @@ class Emulator:
         fault_seed: int = 0,
     ) -> None:
         self.db = Database(db_path)
-        self.account_sid = load_seed(self.db, seed) if seed is not None else _DEFAULT_ACCOUNT
+        try:
+            self.account_sid = (load_seed(self.db, seed) if seed is not None
+                                else _DEFAULT_ACCOUNT)
+        except BaseException:
+            self.db.close()
+            raise
         self.faults = Faults(rng=random.Random(fault_seed))
         self.journal: list[RequestRecord] = []
         self._credentials = dict(credentials) if credentials is not None else None
@@ -71,6 +86,17 @@ class Emulator:
 
     def __repr__(self) -> str:
         return f"Emulator(url={self._url!r})"
+
+    def close(self) -> None:
+        """Close the database (idempotent); the emulator answers no request after."""
+        self.db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
 
     @property
     def url(self) -> str:
@@ -156,7 +182,7 @@ class Emulator:
     def transport(self) -> httpx.AsyncBaseTransport:
         """An in-process transport to the app: no sockets, so it runs under a fake
         clock. Use a base URL such as ``http://emulator`` with it."""
-        return httpx.ASGITransport(app=self.app)  # type: ignore[arg-type]
+        return InProcessTransport(self.app)
 
     # -- serving ------------------------------------------------------------------------
 
@@ -172,33 +198,35 @@ class Emulator:
         credentials: Mapping[str, str] | None = None,
         fault_seed: int = 0,
     ) -> AsyncIterator[Emulator]:
-        """Start an emulator on ``host:port`` (0: any free port) for the block."""
-        emulator = cls(seed=seed, db_path=db_path, credentials=credentials,
-                       fault_seed=fault_seed)
+        """Start an emulator on ``host:port`` (0: any free port) for the block.
+
+        Leaving the block (normally, by an exception or by cancellation) stops the
+        server, waits for it to close its sockets and closes the database."""
         stop = trio.Event()
         body_error: BaseException | None = None
-        try:
-            async with trio.open_nursery() as nursery:
-                binds = await nursery.start(partial(
-                    hypercorn.trio.serve, emulator.app, _config(host, port),
-                    shutdown_trigger=stop.wait,
-                ))
-                emulator._url = binds[0]
-                try:
-                    yield emulator
-                except BaseException as exc:
-                    body_error = exc
-                    raise
-                finally:
-                    emulator._url = None
-                    stop.set()
-        except BaseExceptionGroup as group:
-            # the block's own exception comes back wrapped by the nursery: unwrap it
-            if body_error is not None and list(group.exceptions) == [body_error]:
-                raise body_error from None
-            raise
-        finally:
-            emulator.db.close()
+        with cls(seed=seed, db_path=db_path, credentials=credentials,
+                 fault_seed=fault_seed) as emulator:
+            try:
+                async with trio.open_nursery() as nursery:
+                    binds = await nursery.start(partial(
+                        hypercorn.trio.serve, emulator.app, _config(host, port),
+                        shutdown_trigger=stop.wait,
+                    ))
+                    emulator._url = binds[0]
+                    try:
+                        yield emulator
+                    except BaseException as exc:
+                        body_error = exc
+                        raise
+                    finally:
+                        emulator._url = None
+                        stop.set()
+            except BaseExceptionGroup as group:
+                # the block's own exception comes back wrapped by the nursery: unwrap it
+                if body_error is not None and list(group.exceptions) == [body_error]:
+                    raise body_error from None
+                raise
+
 
 def _config(host: str, port: int) -> HypercornConfig:
     config = HypercornConfig()

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -79,6 +79,7 @@ def make_session() -> Callable[..., ConversationSession]:
 
 
 @pytest.fixture
-async def offline() -> AsyncIterator[Emulator]:
+def offline() -> Iterator[Emulator]:
     """An emulator reached only through ``emu.transport()`` (no sockets)."""
-    yield Emulator(seed=seed())
+    with Emulator(seed=seed()) as emulator:
+        yield emulator

@@ -220,11 +220,6 @@ class SlowPaths(httpx.AsyncBaseTransport):
         return await self.inner.handle_async_request(request)
 
 
-@pytest.fixture
-def autojump_clock() -> trio.testing.MockClock:
-    return trio.testing.MockClock(autojump_threshold=0)
-
-
 async def test_slow_recall_respects_the_budget_and_keeps_the_profile(
     make_session: Callable[..., ConversationSession],
     offline: Emulator,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any
 
+import pytest
 import trio
 
 from tac_actors import TAC
@@ -32,9 +33,12 @@ def make_tac(emu: Emulator, **overrides: Any) -> TAC:
                **options)
 
 
-def in_process_emulator() -> Emulator:
-    """An emulator reached through its in-process transport (MockClock-safe)."""
-    return Emulator(seed=EXAMPLE_SEED)
+@pytest.fixture
+def emu() -> Iterator[Emulator]:
+    """An emulator reached through its in-process transport (MockClock-safe), closed
+    after the test."""
+    with Emulator(seed=EXAMPLE_SEED) as emulator:
+        yield emulator
 
 
 @asynccontextmanager

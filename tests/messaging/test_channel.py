@@ -10,10 +10,11 @@ import trio.testing
 
 from tac_actors.channels.messaging import MessagingChannel, MessagingOptions
 from tac_actors.config import ChannelPolicy
+from tac_actors.emulator import Emulator
 from tac_actors.runtime import Runtime
 from tac_actors.testing import Gate, Recorder, SimulatedTexter
 
-from .conftest import in_process, in_process_emulator, make_tac
+from .conftest import in_process, make_tac
 
 
 def _tac(emu: Any, **overrides: Any) -> Any:
@@ -25,8 +26,8 @@ def _channel(runtime: Runtime) -> MessagingChannel:
     return runtime.messaging
 
 
-async def test_burst_is_answered_in_order_one_turn_at_a_time(autojump_clock: Any) -> None:
-    emu = in_process_emulator()
+async def test_burst_is_answered_in_order_one_turn_at_a_time(
+        emu: Emulator, autojump_clock: Any) -> None:
     tac = _tac(emu)
     gate = Gate()
     seen: list[str] = []
@@ -57,8 +58,8 @@ async def test_burst_is_answered_in_order_one_turn_at_a_time(autojump_clock: Any
     assert seen == ["one", "two", "three"] and not overlap[0]
 
 
-async def test_debounce_answers_a_burst_once(autojump_clock: Any) -> None:
-    emu = in_process_emulator()
+async def test_debounce_answers_a_burst_once(
+        emu: Emulator, autojump_clock: Any) -> None:
     tac = _tac(emu, tac_options={"messaging": MessagingOptions(debounce=2.0)})
     seen: list[str] = []
     tac.on_message_ready(lambda m, s, mem: seen.append(m) or f"got {len(m.splitlines())}")
@@ -78,8 +79,8 @@ async def test_debounce_answers_a_burst_once(autojump_clock: Any) -> None:
     assert seen == ["hi\nI need\na refund", "thanks"]
 
 
-async def test_full_mailbox_answers_503_and_the_retry_is_handled(autojump_clock: Any) -> None:
-    emu = in_process_emulator()
+async def test_full_mailbox_answers_503_and_the_retry_is_handled(
+        emu: Emulator, autojump_clock: Any) -> None:
     tac = _tac(emu, messaging_policy=ChannelPolicy(mailbox_capacity=1, idle_timeout=900))
     gate = Gate()
 
@@ -104,8 +105,8 @@ async def test_full_mailbox_answers_503_and_the_retry_is_handled(autojump_clock:
         assert (await texter.read_reply()).text == "re: third"
 
 
-async def test_retried_webhook_is_handled_once(autojump_clock: Any) -> None:
-    emu = in_process_emulator()
+async def test_retried_webhook_is_handled_once(
+        emu: Emulator, autojump_clock: Any) -> None:
     tac = _tac(emu)
     seen: list[str] = []
     tac.on_message_ready(lambda m, s, mem: seen.append(m) or "ok")
@@ -124,8 +125,8 @@ async def test_retried_webhook_is_handled_once(autojump_clock: Any) -> None:
     assert len(emu.sent_messages()) == 1
 
 
-async def test_closed_mid_turn_cancels_the_turn_and_ends_once(autojump_clock: Any) -> None:
-    emu = in_process_emulator()
+async def test_closed_mid_turn_cancels_the_turn_and_ends_once(
+        emu: Emulator, autojump_clock: Any) -> None:
     tac = _tac(emu)
     recorder = Recorder().attach(tac)
     gate = Gate()
@@ -148,8 +149,8 @@ async def test_closed_mid_turn_cancels_the_turn_and_ends_once(autojump_clock: An
     assert emu.sent_messages() == []
 
 
-async def test_own_echoes_are_dropped(autojump_clock: Any) -> None:
-    emu = in_process_emulator()
+async def test_own_echoes_are_dropped(
+        emu: Emulator, autojump_clock: Any) -> None:
     tac = _tac(emu)
     seen: list[str] = []
     tac.on_message_ready(lambda m, s, mem: seen.append(m) or "ok")
@@ -174,8 +175,8 @@ async def test_own_echoes_are_dropped(autojump_clock: Any) -> None:
     assert len(lookups) == 2  # one per conversation
 
 
-async def test_inactive_forgets_memory_and_idle_actor_is_respawned(autojump_clock: Any) -> None:
-    emu = in_process_emulator()
+async def test_inactive_forgets_memory_and_idle_actor_is_respawned(
+        emu: Emulator, autojump_clock: Any) -> None:
     tac = _tac(emu, messaging_policy=ChannelPolicy(idle_timeout=60))
     recorder = Recorder().attach(tac)
     forgotten: list[str] = []
@@ -199,8 +200,7 @@ async def test_inactive_forgets_memory_and_idle_actor_is_respawned(autojump_cloc
 
 
 async def test_delivery_failure_is_reported_and_the_conversation_goes_on(
-        autojump_clock: Any) -> None:
-    emu = in_process_emulator()
+        emu: Emulator, autojump_clock: Any) -> None:
     tac = _tac(emu)
     recorder = Recorder().attach(tac)
     tac.on_message_ready(lambda m, s, mem: f"re: {m}")
@@ -221,8 +221,7 @@ async def test_delivery_failure_is_reported_and_the_conversation_goes_on(
 
 
 async def test_handoff_starts_a_studio_execution_after_the_last_words(
-        autojump_clock: Any) -> None:
-    emu = in_process_emulator()
+        emu: Emulator, autojump_clock: Any) -> None:
     tac = _tac(emu, studio_handoff_flow_sid="FW" + "1" * 32)
     recorder = Recorder().attach(tac)
 
@@ -243,13 +242,12 @@ async def test_handoff_starts_a_studio_execution_after_the_last_words(
 
 
 async def test_handoff_tool_on_sms_records_one_studio_execution_with_context(
-        autojump_clock: Any) -> None:
+        emu: Emulator, autojump_clock: Any) -> None:
     import json
 
     from tac_actors.tools import ToolCall, ToolRegistry
     from tac_actors.tools.builtins import create_studio_handoff_tool
 
-    emu = in_process_emulator()
     tac = _tac(emu, studio_handoff_flow_sid="FW" + "2" * 32)
     recorder = Recorder().attach(tac)
     tools = ToolRegistry([create_studio_handoff_tool(tac, attributes={"queue": "sales"})])
@@ -284,8 +282,7 @@ async def test_handoff_tool_on_sms_records_one_studio_execution_with_context(
 
 
 async def test_respawned_actor_rebuilds_history_from_the_orchestrator(
-        autojump_clock: Any) -> None:
-    emu = in_process_emulator()
+        emu: Emulator, autojump_clock: Any) -> None:
     tac = _tac(emu, messaging_policy=ChannelPolicy(idle_timeout=60))
     recorder = Recorder().attach(tac)
     seen: list[list[tuple[str, str]]] = []

@@ -30,11 +30,6 @@ from tac_actors.services.http import DEFAULT_RETRY, IDEMPOTENCY_HEADER, Product,
 SECRET = "very-secret-value"
 
 
-@pytest.fixture
-def autojump_clock() -> trio.testing.MockClock:
-    return trio.testing.MockClock(autojump_threshold=0)
-
-
 def config(**overrides: object) -> TACConfig:
     values: dict[str, object] = {
         "account_sid": "AC" + "1" * 32,
