@@ -22,7 +22,7 @@ import attrs
 import cattrs
 
 from tac_actors.memory.models import ObservationInfo, SummaryInfo
-from tac_actors.services.http import Product, ServiceHTTP
+from tac_actors.services.http import Product, ServiceHTTP, path_segment
 from tac_actors.services.wire import camel, decode
 
 T = TypeVar("T")
@@ -150,7 +150,7 @@ class MemoryClient:
     async def lookup_profile(self, store_id: str, *, id_type: str, value: str) -> ProfileLookup:
         """Profiles whose identifier ``id_type`` (``"phone"``, ``"email"``) is ``value``."""
         reply = await self._http.request(
-            Product.MEMORY, "POST", f"/v1/Stores/{store_id}/Profiles/Lookup",
+            Product.MEMORY, "POST", f"/v1/Stores/{path_segment(store_id)}/Profiles/Lookup",
             json_body={"idType": id_type, "value": value}, idempotent=True,
         )
         return decode(reply, ProfileLookup)
@@ -164,7 +164,8 @@ class MemoryClient:
         """
         params = {"traitGroups": ",".join(trait_groups) if trait_groups else None}
         reply = await self._http.request(
-            Product.MEMORY, "GET", f"/v1/Stores/{store_id}/Profiles/{profile_id}",
+            Product.MEMORY, "GET",
+            f"/v1/Stores/{path_segment(store_id)}/Profiles/{path_segment(profile_id)}",
             params=params,
         )
         return decode(reply, MemoryProfile)
@@ -196,7 +197,8 @@ class MemoryClient:
             "endDate": end_date,
         }
         reply = await self._http.request(
-            Product.MEMORY, "POST", f"/v1/Stores/{store_id}/Profiles/{profile_id}/Recall",
+            Product.MEMORY, "POST",
+            f"/v1/Stores/{path_segment(store_id)}/Profiles/{path_segment(profile_id)}/Recall",
             json_body={k: v for k, v in body.items() if v is not None}, idempotent=True,
         )
         try:
@@ -210,7 +212,7 @@ class MemoryClient:
     ) -> str:
         """Create (or resolve to an existing) profile from traits; returns its id."""
         reply = await self._http.request(
-            Product.MEMORY, "POST", f"/v1/Stores/{store_id}/Profiles",
+            Product.MEMORY, "POST", f"/v1/Stores/{path_segment(store_id)}/Profiles",
             json_body={"traits": {k: dict(v) for k, v in traits.items()}},
             idempotency_key=idempotency_key,
         )
@@ -240,7 +242,8 @@ class MemoryClient:
         if conversation_ids:
             observation["conversationIds"] = list(conversation_ids)
         reply = await self._http.request(
-            Product.MEMORY, "POST", f"/v1/Stores/{store_id}/Profiles/{profile_id}/Observations",
+            Product.MEMORY, "POST",
+            f"/v1/Stores/{path_segment(store_id)}/Profiles/{path_segment(profile_id)}/Observations",
             json_body={"observations": [observation]}, idempotency_key=idempotency_key,
         )
         return reply.object() if reply.body is not None else {}
@@ -265,7 +268,7 @@ class MemoryClient:
         }
         reply = await self._http.request(
             Product.MEMORY, "POST",
-            f"/v1/Stores/{store_id}/Profiles/{profile_id}/ConversationSummaries",
+            f"/v1/Stores/{path_segment(store_id)}/Profiles/{path_segment(profile_id)}/ConversationSummaries",
             json_body={"summaries": [summary]}, idempotency_key=idempotency_key,
         )
         return reply.object() if reply.body is not None else {}
