@@ -1,19 +1,23 @@
-"""Ids that cannot be an actor key or a URL path segment: 400 at the edge, never a 500 and
-never a request to another path (review D13)."""
+"""The messaging channel's edges: ids that cannot be an actor key or a URL path segment
+get a 400, never a 500 or a request to another path (review D13); bad input is logged
+once, escaped (D11, D12); only a shutdown refuses a new conversation (C16)."""
 
 from __future__ import annotations
 
 import json
+import logging
+from typing import Any
 
 import pytest
 import trio
 
+from tac_actors.actors import NotAccepting
 from tac_actors.emulator import EXAMPLE_SEED, Emulator
 from tac_actors.protocol.errors import ProtocolError
 from tac_actors.protocol.webhooks import parse_webhook
-from tac_actors.testing import open_texter
+from tac_actors.testing import SimulatedTexter, open_texter
 
-from .conftest import AUTH_TOKEN, make_tac, served
+from .conftest import AUTH_TOKEN, in_process, in_process_emulator, make_tac, served
 
 BAD_IDS = {
     "lone surrogate": "conv_\ud800",
@@ -58,3 +62,40 @@ async def test_a_signed_webhook_with_a_bad_id_is_a_400_and_reaches_no_service() 
                 runtime = tac.runtime
                 assert runtime is not None and len(runtime.supervisor) == 0
     assert emu.requests(path_contains="/Participants") == []
+
+
+async def test_bad_webhooks_are_logged_once_and_escaped(
+        autojump_clock: Any, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="tac_actors.messaging")
+    emu = in_process_emulator()
+    tac = make_tac(emu, services_base_url="http://emulator")
+    async with in_process(emu, tac) as runtime:
+        assert runtime.messaging is not None
+        forged = json.dumps({"eventType": "X\n2026-01-01 CRITICAL forged", "data": {}})
+        for _ in range(50):
+            answer = await runtime.messaging.receive_webhook(forged.encode())
+            assert answer.status == 400
+    lines = [r.getMessage() for r in caplog.records if "rejected" in r.getMessage()]
+    assert len(lines) == 1 and "\n" not in lines[0]
+
+
+async def test_only_a_shutdown_refuses_a_conversation(autojump_clock: Any,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    emu = in_process_emulator()
+    tac = make_tac(emu, services_base_url="http://emulator")
+    async with in_process(emu, tac) as runtime:
+        assert runtime.messaging is not None
+        texter = SimulatedTexter(emu, runtime.messaging)
+
+        def shutting_down(*args: Any, **kwargs: Any) -> Any:
+            raise NotAccepting("the server is shutting down")
+
+        monkeypatch.setattr(runtime.supervisor, "spawn", shutting_down)
+        assert (await texter.send("hello")).status == 503  # retried after the restart
+
+        def bug(*args: Any, **kwargs: Any) -> Any:
+            raise RuntimeError("a bug in spawn")
+
+        monkeypatch.setattr(runtime.supervisor, "spawn", bug)
+        with pytest.raises(RuntimeError, match="a bug"):  # a 500, not endless 503s
+            await texter.send("hello again")
