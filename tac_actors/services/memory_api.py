@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import attrs
 import cattrs
 
+from tac_actors._logsafe import excerpt
 from tac_actors.memory.models import ObservationInfo, SummaryInfo
 from tac_actors.services.http import Product, ServiceHTTP, path_segment
 from tac_actors.services.wire import camel, decode
@@ -133,7 +134,8 @@ def _items(body: Mapping[str, Any], key: str, cls: type[T], where: str) -> tuple
         try:
             items.append(camel.structure(item, cls))
         except (cattrs.BaseValidationError, TypeError, ValueError) as exc:
-            logger.warning("%s: dropping malformed %s[%d]: %s", where, key, index, exc)
+            logger.warning("%s: dropping malformed %s[%d]: %s", where, key, index,
+                           excerpt(exc))
     return tuple(items)
 
 
