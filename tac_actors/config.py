@@ -130,9 +130,11 @@ class HTTPConfig:
     list the proxy in front of the server. ``body_timeout``: seconds a request body may
     take to arrive (then 408). ``max_body_bytes``: larger bodies get 413. After a 408 or a
     413 the connection is closed. ``read_timeout``: seconds without a byte from the
-    client before an HTTP connection is dropped; applied with the fast engine only,
-    because with ``engine="hypercorn"`` the same connections carry quiet voice calls.
-    ``keep_alive_timeout``: seconds an idle kept-alive connection stays open.
+    client, while a request is in progress, before its connection is dropped (a
+    backstop: slow bodies meet ``body_timeout`` first); applied with the fast engine
+    only, because with ``engine="hypercorn"`` the same connections carry voice calls
+    whose callers may stay quiet longer. ``keep_alive_timeout``: seconds an idle
+    kept-alive connection stays open.
     """
 
     forwarded_allow_ips: tuple[str, ...] = attrs.field(
