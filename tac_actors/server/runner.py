@@ -159,7 +159,11 @@ async def _serve_until(listeners: list[trio.SocketListener], door: FrontDoor,
 
 
 def _peer_address(transport: FastTransport) -> str | None:
-    """The client address of a fast-path WebSocket (``None`` if it cannot be read)."""
+    """The client address of a fast-path WebSocket (``None`` if it cannot be read: then
+    no proxy header is believed). A transport's own ``peer`` attribute wins."""
+    peer_attribute = getattr(transport, "peer", None)
+    if isinstance(peer_attribute, str):
+        return peer_attribute
     stream = getattr(transport, "_stream", None)
     try:
         peer = stream.socket.getpeername()  # type: ignore[union-attr]

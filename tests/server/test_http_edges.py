@@ -46,12 +46,15 @@ async def read_until_closed(stream: trio.SocketStream) -> bytes:
 # -- D10: forwarded headers are believed from trusted proxies only --------------------------
 
 
-async def test_a_signature_made_for_another_host_is_refused() -> None:
+async def test_a_signature_made_for_another_host_is_refused(
+        caplog: pytest.LogCaptureFixture) -> None:
     signature = compute_signature(TOKEN, "https://other-app.example/twiml", FORM)
     headers = {"X-Twilio-Signature": signature, **OTHER_HOST}
     async with running(echo(auth_token=TOKEN)) as base, httpx.AsyncClient() as http:
         replayed = await http.post(base + "/twiml", data=FORM, headers=headers)
     assert replayed.status_code == 403
+    # the log says why, for the operator whose real proxy is not listed yet
+    assert any("TAC_FORWARDED_ALLOW_IPS" in r.getMessage() for r in caplog.records)
 
 
 async def test_forwarded_headers_count_when_the_proxy_is_trusted() -> None:
