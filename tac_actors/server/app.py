@@ -96,6 +96,7 @@ class _State:
         """Drain conversations (turns finish within the grace), then stop the runtime."""
         if self.runtime is not None:
             await self.runtime.shutdown()
+        self.rejected.flush()  # the counts of rejections not logged yet
         self.stopped.set()
 
 
