@@ -54,7 +54,7 @@ log = logging.getLogger("tac_actors.server")
 XML = "text/xml; charset=utf-8"
 #: statuses after which the request body may be unread: the connection is closed
 CLOSE_AFTER = frozenset({408, 413})
-#: how long the last send of a response may take once shielded (see _finish_responses)
+#: how long the last send of a response may take once shielded (see _close_after_errors)
 FINAL_SEND_TIMEOUT = 10.0
 
 

@@ -20,6 +20,7 @@ import hypercorn.trio
 import trio
 from websockets.http11 import Request
 
+from tac_actors._logsafe import excerpt
 from tac_actors.protocol.signature import public_url
 from tac_actors.server.app import create_app, state_of
 from tac_actors.server.fastws import FastTransport
@@ -117,15 +118,16 @@ async def serve(tac: TAC, host: str = "0.0.0.0", port: int = 8000, *,
             # not a coroutine itself: the check is synchronous, and the call's coroutine
             # is returned for the front door to await (one frame less per live call)
             if state.validator is not None:
-                forwarded = state.trust.trusts(_peer_address(transport))
+                peer = _peer_address(transport)
+                forwarded = state.trust.trusts(peer)
                 url = public_url(scheme="ws", host=request.headers.get("Host", host),
                                  path_and_query=request.path, headers=dict(request.headers),
                                  public_domain=tac.config.voice_public_domain, websocket=True,
                                  forwarded=forwarded)
                 if not state.validator.validate_websocket(
                         url, request.headers.get("X-Twilio-Signature")):
-                    log.warning("WebSocket upgrade with a bad or missing X-Twilio-Signature: "
-                                "1008")
+                    state.rejected.warning(peer, "WebSocket upgrade from %s with a bad or "
+                                           "missing X-Twilio-Signature: 1008", excerpt(peer))
                     return transport.close(1008, "invalid signature")
             return runtime.voice.handle(transport)
 

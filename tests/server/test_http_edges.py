@@ -35,6 +35,18 @@ def port_of(base: str) -> int:
     return int(base.rsplit(":", 1)[1])
 
 
+async def refused_upgrade(url: str, headers: list[tuple[bytes, bytes]]) -> int:
+    """Open a WebSocket the server refuses after accepting it; its close code."""
+    async with trio_websocket.open_websocket_url(url, extra_headers=headers) as ws:
+        try:
+            with pytest.raises(trio_websocket.ConnectionClosed) as closed:
+                await ws.get_message()
+        finally:  # trio-websocket leaks its socket when the server closes first
+            with trio.CancelScope(shield=True):
+                await ws._stream.aclose()
+    return int(closed.value.reason.code)
+
+
 async def read_until_closed(stream: trio.SocketStream) -> bytes:
     """Everything the server sends until it closes the connection."""
     data = b""
@@ -72,11 +84,7 @@ async def test_a_websocket_signed_for_another_host_is_closed_1008() -> None:
                *((name.encode(), value.encode()) for name, value in OTHER_HOST.items())]
     async with running(echo(auth_token=TOKEN)) as base:
         with trio.fail_after(10):
-            async with trio_websocket.open_websocket_url(ws_url(base),
-                                                         extra_headers=headers) as ws:
-                with pytest.raises(trio_websocket.ConnectionClosed) as closed:
-                    await ws.get_message()
-    assert closed.value.reason.code == 1008
+            assert await refused_upgrade(ws_url(base), headers) == 1008
 
 
 # -- D11 / D12: peer values cannot forge log lines; rejections are logged once ---------------
@@ -104,6 +112,17 @@ async def test_rejected_requests_are_logged_once_per_peer(caplog: pytest.LogCapt
         for _ in range(20):
             assert (await http.post(base + "/twiml", data=FORM)).status_code == 403
     rejected = [r for r in caplog.records if "X-Twilio-Signature" in r.getMessage()]
+    assert len(rejected) == 1
+
+
+async def test_rejected_websocket_upgrades_are_logged_once_per_peer(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="tac_actors.server")
+    async with running(echo(auth_token=TOKEN)) as base:
+        with trio.fail_after(10):
+            for _ in range(10):
+                assert await refused_upgrade(ws_url(base), []) == 1008
+    rejected = [r for r in caplog.records if "WebSocket upgrade" in r.getMessage()]
     assert len(rejected) == 1
 
 
