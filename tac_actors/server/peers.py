@@ -77,7 +77,9 @@ class PeerTable:
     def __init__(self) -> None:
         self._peers: dict[tuple[str, int], str] = {}
 
-    def __len__(self) -> int:
+    @property
+    def connections(self) -> int:
+        """How many spliced connections are recorded now."""
         return len(self._peers)
 
     @contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from functools import partial
 from types import SimpleNamespace
 from typing import Any
@@ -15,8 +16,11 @@ from tac_actors import TAC, TACConfig
 from tac_actors.config import HTTPConfig
 from tac_actors.protocol.signature import compute_signature
 from tac_actors.server.app import create_app, state_of
+from tac_actors.server.fastws import FrontDoor
 from tac_actors.server.peers import ForwardedTrust, PeerTable
 from tac_actors.server.runner import hypercorn_config
+
+from .conftest import running
 
 TOKEN = "test-auth-token"
 
@@ -87,9 +91,9 @@ async def test_the_front_door_contract_on_hypercorn() -> None:
             upstream = await trio.open_tcp_stream("127.0.0.1", port)
             async with upstream:
                 with peers.spliced(upstream, fake_client("203.0.113.9")):
-                    assert len(peers) == 1
+                    assert peers.connections == 1
                     spliced = await post_twiml(upstream, signature)
-            assert len(peers) == 0
+            assert peers.connections == 0
             # a connection the front door did not splice: its peer is the loopback proxy
             direct = await trio.open_tcp_stream("127.0.0.1", port)
             async with direct:
@@ -105,8 +109,39 @@ def test_peer_table_resolves_only_recorded_hops() -> None:
     assert table.resolve(None) is None and table.resolve(()) is None
     gone = SimpleNamespace(socket=SimpleNamespace(getsockname=_raise_oserror))
     with table.spliced(gone, fake_client("203.0.113.9")):  # type: ignore[arg-type]
-        assert len(table) == 0  # nothing readable: nothing recorded
+        assert table.connections == 0  # nothing readable: nothing recorded
 
 
 def _raise_oserror() -> Any:
     raise OSError("socket closed")
+
+
+async def connect_from(source: str, port: int) -> trio.SocketStream:
+    """A TCP connection to the server on loopback from the local address ``source``."""
+    sock = trio.socket.socket()
+    await sock.bind((source, 0))
+    await sock.connect(("127.0.0.1", port))
+    return trio.SocketStream(sock)
+
+
+async def test_only_the_trusted_proxy_address_is_believed_end_to_end(
+        engine: str, request: pytest.FixtureRequest) -> None:
+    """Through either engine, forwarded headers count from 127.0.0.2 (the "proxy") and
+    not from 127.0.0.1, although with the fast engine hypercorn sees 127.0.0.1 for both."""
+    if engine == "fast" and "peers" not in inspect.signature(FrontDoor).parameters:
+        request.applymarker(pytest.mark.xfail(
+            strict=True, reason="the front door does not record its splices in a PeerTable "
+            "yet (contract in tac_actors/server/peers.py)"))
+    tac = TAC(TACConfig(auth_token=TOKEN, http=HTTPConfig(forwarded_allow_ips=("127.0.0.2",))))
+    signature = compute_signature(TOKEN, "https://other-app.example/twiml", {"CallSid": "CA1"})
+    async with running(tac) as base:
+        port = int(base.rsplit(":", 1)[1])
+        with trio.fail_after(10):
+            proxy = await connect_from("127.0.0.2", port)
+            async with proxy:
+                from_proxy = await post_twiml(proxy, signature)
+            outsider = await connect_from("127.0.0.1", port)
+            async with outsider:
+                from_outsider = await post_twiml(outsider, signature)
+    assert from_proxy.startswith(b"HTTP/1.1 200"), from_proxy[:300]
+    assert from_outsider.startswith(b"HTTP/1.1 403")
