@@ -43,8 +43,9 @@ from tac_actors.protocol.signature import SignatureValidator, public_url
 from tac_actors.protocol.twiml import ConversationRelayOptions, connect_twiml, hangup_twiml
 from tac_actors.runtime import Runtime
 from tac_actors.server.callbacks import ActionCallback, InboundCall
-from tac_actors.server.peers import ForwardedTrust, PeerTable
+from tac_actors.server.peers import ForwardedTrust, real_client
 from tac_actors.server.quart_transport import QuartTransport
+from tac_actors.server.splice import PeerMap
 from tac_actors.tac import TAC, _call
 
 __all__ = ["create_app", "mount"]
@@ -68,14 +69,14 @@ class _State:
         token = tac.config.auth_token if tac.config.validate_signatures else None
         self.validator = SignatureValidator(token) if token else None
         #: the front door's record of spliced connections (fast engine)
-        self.peers = PeerTable()
+        self.peers = PeerMap()
         self.trust = ForwardedTrust(tac.config.http.forwarded_allow_ips)
         #: rejected requests: one line per peer and minute, the rest counted
         self.rejected = LogLimiter(log, interval=60.0)
 
     def peer(self, scope: Mapping[str, Any]) -> str | None:
-        """The real client address of a request (see :class:`PeerTable`)."""
-        return self.peers.resolve(scope.get("client"))
+        """The real client address of a request (see :func:`real_client`)."""
+        return real_client(self.peers, scope.get("client"))
 
     def require_runtime(self) -> Runtime:
         if self.runtime is None:

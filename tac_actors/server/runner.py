@@ -63,9 +63,8 @@ def hypercorn_config(tac: TAC, host: str, port: int, *, websockets: bool = True
     config.websocket_max_message_size = max(tac.config.max_frame_bytes * 4, 1 << 20)
     config.graceful_timeout = tac.config.shutdown_grace + 2.0
     # no pings: hypercorn never checks pongs, and its ping task outlives a closed socket
-    # (shutdown then waits the whole graceful_timeout). No read timeout either: a caller
-    # who says nothing for minutes sends nothing. Quiet calls end by the idle_timeout
-    # policy when one is set.
+    # (shutdown then waits the whole graceful_timeout). Quiet calls end by the
+    # idle_timeout policy when one is set.
     config.websocket_ping_interval = None
     config.keep_alive_timeout = tac.config.http.keep_alive_timeout
     # Serving HTTP only (behind the fast front door), a client that sends nothing for
@@ -131,13 +130,11 @@ async def serve(tac: TAC, host: str = "0.0.0.0", port: int = 8000, *,
                     return transport.close(1008, "invalid signature")
             return runtime.voice.handle(transport)
 
-        # The front door must record each splice in state.peers (contract in
-        # server/peers.py); until it does, hypercorn's view (127.0.0.1) is the peer of
-        # every HTTP request, so X-Forwarded-* is believed only if loopback is listed.
+        # the splices record their real clients where the routes look them up
         door = FrontDoor(voice_path=tac.config.voice_websocket_path,
                          internal=(internal_host, int(internal_port)),
                          max_frame_bytes=tac.config.max_frame_bytes, serve_socket=serve_socket,
-                         limits=door_limits)
+                         limits=door_limits, peers=state.peers)
         listeners = await trio.open_tcp_listeners(port, host=host, backlog=4096)
         bound = listeners[0].socket.getsockname()
         listening = trio.CancelScope()
