@@ -4,7 +4,14 @@ One callback for every channel, one supervised actor per conversation. See the R
 """
 
 from tac_actors.actors import ActorCrash, ErrorContext, Interruption, TurnTimeout
-from tac_actors.config import BusyPolicy, ChannelPolicy, MemoryConfig, RestartLimit, TACConfig
+from tac_actors.config import (
+    BusyPolicy,
+    ChannelPolicy,
+    HTTPConfig,
+    MemoryConfig,
+    RestartLimit,
+    TACConfig,
+)
 from tac_actors.memory import TACMemoryResponse
 from tac_actors.session import AuthorInfo, Channel, ConversationSession, HistoryEntry, Profile
 from tac_actors.tac import TAC
@@ -20,6 +27,7 @@ __all__ = [
     "ChannelPolicy",
     "ConversationSession",
     "ErrorContext",
+    "HTTPConfig",
     "HistoryEntry",
     "Interruption",
     "MemoryConfig",

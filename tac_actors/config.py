@@ -8,6 +8,7 @@ none set at all the server runs in ConversationRelay-only mode (voice only, empt
 from __future__ import annotations
 
 import enum
+import ipaddress
 import os
 from collections.abc import Mapping
 
@@ -16,6 +17,7 @@ import attrs
 __all__ = [
     "BusyPolicy",
     "ChannelPolicy",
+    "HTTPConfig",
     "MemoryConfig",
     "RestartLimit",
     "TACConfig",
@@ -102,6 +104,74 @@ class MemoryConfig:
                 raise ValueError(f"memory {name} must be within 0..100, got {value}")
 
 
+def _addresses(value: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    if isinstance(value, str):  # "10.0.0.1, 10.0.0.2", as in the environment variable
+        value = value.split(",")
+    return tuple(part.strip() for part in value if part.strip())
+
+
+def _check_forwarded(_inst: object, _attribute: object, value: tuple[str, ...]) -> None:
+    for entry in value:
+        if entry != "*":
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"forwarded_allow_ips: {entry!r} is not an IP address, a "
+                                 "network (10.0.0.0/8) or '*'") from None
+
+
+@attrs.frozen(kw_only=True)
+class HTTPConfig:
+    """Limits and trust of the HTTP side (TwiML, callbacks, webhooks, health).
+
+    ``forwarded_allow_ips``: peers (addresses or networks; ``"*"`` for any) whose
+    ``X-Forwarded-Proto``/``X-Forwarded-Host`` are believed when the URL Twilio signed is
+    rebuilt. Empty (the default): never believed; set ``voice_public_domain`` instead, or
+    list the proxy in front of the server. ``body_timeout``: seconds a request body may
+    take to arrive (then 408). ``max_body_bytes``: larger bodies get 413. After a 408 or a
+    413 the connection is closed. ``read_timeout``: seconds without a byte from the
+    client, while a request is in progress, before its connection is dropped (a
+    backstop: slow bodies meet ``body_timeout`` first); applied with the fast engine
+    only, because with ``engine="hypercorn"`` the same connections carry voice calls
+    whose callers may stay quiet longer. ``keep_alive_timeout``: seconds an idle
+    kept-alive connection stays open.
+    """
+
+    forwarded_allow_ips: tuple[str, ...] = attrs.field(
+        default=(), converter=_addresses, validator=_check_forwarded)
+    body_timeout: float = 10.0
+    max_body_bytes: int = 1 << 20
+    read_timeout: float = 30.0
+    keep_alive_timeout: float = 5.0
+
+    def __attrs_post_init__(self) -> None:
+        for name in ("body_timeout", "max_body_bytes", "read_timeout", "keep_alive_timeout"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"http {name} must be positive, got {getattr(self, name)!r}")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> HTTPConfig:
+        """``TAC_FORWARDED_ALLOW_IPS`` (comma-separated), ``TAC_HTTP_BODY_TIMEOUT``,
+        ``TAC_HTTP_MAX_BODY_BYTES``, ``TAC_HTTP_READ_TIMEOUT``,
+        ``TAC_HTTP_KEEP_ALIVE_TIMEOUT``; unset or empty ones keep the defaults."""
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        allow = env.get("TAC_FORWARDED_ALLOW_IPS", "").strip()
+        if allow:
+            values["forwarded_allow_ips"] = allow
+        for name, kind in (("body_timeout", float), ("max_body_bytes", int),
+                           ("read_timeout", float), ("keep_alive_timeout", float)):
+            variable = f"TAC_HTTP_{name.upper()}"
+            raw = env.get(variable, "").strip()
+            if raw:
+                try:
+                    values[name] = kind(raw)
+                except ValueError:
+                    raise ValueError(f"{variable} must be a {kind.__name__}, got {raw!r}"
+                                     ) from None
+        return cls(**values)  # type: ignore[arg-type]
+
+
 def _secret() -> str | None:
     return attrs.field(default=None, repr=lambda v: "***" if v else "None")  # type: ignore[no-any-return]
 
@@ -144,6 +214,8 @@ class TACConfig:
     max_frame_bytes: int = 64 * 1024
     #: check X-Twilio-Signature when an auth token is set
     validate_signatures: bool = True
+    #: HTTP limits and trusted proxies
+    http: HTTPConfig = HTTPConfig()
 
     def __attrs_post_init__(self) -> None:
         if self.voice_public_domain is not None:
@@ -208,6 +280,7 @@ class TACConfig:
             or "/conversation-relay-callback",
             "services_base_url": get("TAC_SERVICES_URL"),
             "memory": memory,
+            "http": HTTPConfig.from_env(env),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

@@ -43,10 +43,12 @@ from datetime import UTC, datetime
 import attrs
 import trio
 
+from tac_actors._logsafe import LogLimiter, excerpt
 from tac_actors.actors import (
     ActorCell,
     Agent,
     AlreadyRunning,
+    NotAccepting,
     Supervisor,
     Utterance,
 )
@@ -157,6 +159,8 @@ class MessagingChannel:
         self._in_flight: set[str] = set()
         self._participants: OrderedDict[str, tuple[Participant, ...]] = OrderedDict()
         self._looking: dict[str, trio.Event] = {}
+        #: bad webhooks and full mailboxes: one line per kind or conversation and minute
+        self._bad_input = LogLimiter(log, interval=60.0)
 
     # -- addresses ------------------------------------------------------------------------
 
@@ -189,14 +193,14 @@ class MessagingChannel:
         try:
             event = parse_webhook(body)
         except ProtocolError as exc:
-            log.warning("webhook rejected (400): %s", exc.message)
+            self._bad_input.warning("400", "webhook rejected (400): %s", excerpt(exc.message))
             await trio.lowlevel.checkpoint()
             return WebhookAnswer(400, {"status": "error", "error": exc.message[:200]})
         keys = [f"token:{idempotency_token}"] if idempotency_token else []
         if isinstance(event, CommunicationCreated):
             keys.append(f"communication:{event.id}")
         if any(key in self._seen for key in keys):
-            log.info("webhook %s already handled: dropped", keys[0])
+            log.info("webhook %s already handled: dropped", excerpt(keys[0], 100))
             await trio.lowlevel.checkpoint()
             return _ok("duplicate")
         if any(key in self._in_flight for key in keys):
@@ -255,8 +259,9 @@ class MessagingChannel:
             try:
                 cell.send_nowait(message)
             except trio.WouldBlock:
-                log.warning("conversation %s: mailbox full, answering 503",
-                            event.conversation_id)
+                self._bad_input.warning(event.conversation_id,
+                                        "conversation %s: mailbox full, answering 503",
+                                        event.conversation_id)
                 return self._busy()
             except trio.ClosedResourceError:
                 continue  # it ended meanwhile: respawn once
@@ -384,7 +389,7 @@ class MessagingChannel:
                                          agent=agent, outbox=outbox, policy=self.policy)
         except AlreadyRunning:
             return self.supervisor.get(session.conversation_id)
-        except Exception as exc:  # NotAccepting
+        except NotAccepting as exc:
             log.info("conversation %s not started: %s", session.conversation_id, exc)
             return None
         outbox.cell = cell

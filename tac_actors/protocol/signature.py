@@ -181,15 +181,20 @@ def public_url(
     headers: Mapping[str, str],
     public_domain: str | None,
     websocket: bool = False,
+    forwarded: bool = False,
 ) -> str:
     """Rebuild the URL Twilio requested, i.e. the one it signed.
 
     Priority: a configured ``public_domain`` (scheme forced to https, or wss for
     ``websocket``; any scheme prefix and trailing slash in it are dropped) >
-    ``X-Forwarded-Proto`` / ``X-Forwarded-Host`` (first comma-separated value each,
-    looked up case-insensitively, each falling back independently) > the request's own
-    ``scheme`` and ``host``. Schemes are mapped http<->ws, https<->wss to match
-    ``websocket``. An empty ``public_domain`` counts as not configured.
+    ``X-Forwarded-Proto`` / ``X-Forwarded-Host``, only when ``forwarded`` says the peer
+    is a trusted proxy (first comma-separated value each, looked up case-insensitively,
+    each falling back independently) > the request's own ``scheme`` and ``host``.
+    Schemes are mapped http<->ws, https<->wss to match ``websocket``. An empty
+    ``public_domain`` counts as not configured.
+
+    ``forwarded`` defaults to ``False``: anyone can send ``X-Forwarded-Host``, and
+    believing it lets a signature made for another host verify here.
     """
     if not path_and_query.startswith("/"):
         path_and_query = "/" + path_and_query
@@ -197,9 +202,11 @@ def public_url(
         _, sep, rest = public_domain.partition("://")
         domain = (rest if sep else public_domain).rstrip("/")
         return f"{'wss' if websocket else 'https'}://{domain}{path_and_query}"
-    lowered = {name.lower(): value for name, value in headers.items()}
-    proto = _first_value(lowered.get("x-forwarded-proto")) or scheme
-    forwarded_host = _first_value(lowered.get("x-forwarded-host")) or host
+    proto, forwarded_host = scheme, host
+    if forwarded:
+        lowered = {name.lower(): value for name, value in headers.items()}
+        proto = _first_value(lowered.get("x-forwarded-proto")) or scheme
+        forwarded_host = _first_value(lowered.get("x-forwarded-host")) or host
     return f"{_adapt_scheme(proto, websocket)}://{forwarded_host}{path_and_query}"
 
 

@@ -19,12 +19,17 @@ anything else              :class:`ProtocolError`
 Promises: :func:`parse_webhook` returns one of the three event types or raises
 :class:`~tac_actors.protocol.errors.ProtocolError` (answered 400), for any input at all.
 Field types are strict (a number is never taken for a string); unknown fields are
-tolerated, as Twilio adds fields without notice; ``null`` counts as absent.
+tolerated, as Twilio adds fields without notice; ``null`` counts as absent. Ids (the
+communication, conversation and participant ids, which become actor keys and URL path
+segments) must match :data:`ID_PATTERN`: 1 to 256 characters of ``A-Z a-z 0-9 . _ : @ +
+= ~ -``, not ``.`` or ``..``; anything else (a slash, a control character, a lone
+surrogate) is a :class:`ProtocolError`.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final, TypeAlias
 
@@ -36,6 +41,7 @@ from tac_actors.protocol.errors import ProtocolError
 
 __all__ = [
     "CONVERSATION_STATUSES",
+    "ID_PATTERN",
     "IGNORED_EVENT_TYPES",
     "CommunicationAuthor",
     "CommunicationCreated",
@@ -60,6 +66,8 @@ IGNORED_EVENT_TYPES: Final = frozenset({
 })
 #: the largest body accepted, in bytes (a text message is at most a few kB)
 MAX_BODY_BYTES: Final = 1 << 20
+#: what an id must look like (Twilio's are like ``conv_conversation_01hx...``)
+ID_PATTERN: Final = re.compile(r"(?!\.\.?\Z)[A-Za-z0-9._:@+=~-]{1,256}\Z")
 
 
 @attrs.frozen(kw_only=True)
@@ -230,12 +238,21 @@ def _structure(payload: Mapping[str, Any], cls: type[Any], what: str) -> Any:
         raise ProtocolError(f"bad {what} webhook: {_describe(exc)}") from None
 
 
+def _check_id(value: str | None, what: str, event_type: str) -> None:
+    if value is not None and not ID_PATTERN.match(value):
+        raise ProtocolError(f"{event_type} webhook: malformed {what} {value[:40]!r}")
+
+
 def _communication(payload: Mapping[str, Any]) -> CommunicationCreated:
     raw: _Communication = _structure(payload, _Communication, "COMMUNICATION_CREATED")
     if not raw.id or not raw.conversation_id:
         raise ProtocolError("COMMUNICATION_CREATED webhook needs an id and a conversationId")
     if not raw.author.channel:
         raise ProtocolError("COMMUNICATION_CREATED webhook: author has no channel")
+    _check_id(raw.id, "id", "COMMUNICATION_CREATED")
+    _check_id(raw.conversation_id, "conversationId", "COMMUNICATION_CREATED")
+    for author in (raw.author, *raw.recipients):
+        _check_id(author.participant_id, "participantId", "COMMUNICATION_CREATED")
     return CommunicationCreated(
         id=raw.id, conversation_id=raw.conversation_id, author=raw.author,
         text=raw.content.text, content_type=raw.content.type, recipients=raw.recipients,
@@ -247,6 +264,7 @@ def _conversation(payload: Mapping[str, Any]) -> ConversationUpdated:
     raw: _Conversation = _structure(payload, _Conversation, "CONVERSATION_UPDATED")
     if not raw.id:
         raise ProtocolError("CONVERSATION_UPDATED webhook needs an id")
+    _check_id(raw.id, "id", "CONVERSATION_UPDATED")
     if raw.status not in CONVERSATION_STATUSES:
         raise ProtocolError(f"CONVERSATION_UPDATED webhook: unknown status {raw.status[:30]!r}")
     return ConversationUpdated(conversation_id=raw.id, status=raw.status,

@@ -16,25 +16,36 @@ callback``                         app's ``on_handoff`` hook for the next TwiML
 
 With an auth token configured every Twilio route checks X-Twilio-Signature: HTTP routes
 answer 403, the WebSocket is closed with 1008. Without one the server warns at start-up
-that anyone can reach the agent.
+that anyone can reach the agent. The signed URL is rebuilt from the configured public
+domain, else from ``X-Forwarded-Proto/Host`` when the peer is a trusted proxy
+(:mod:`tac_actors.server.peers`), else from the request itself.
+
+HTTP limits (:class:`~tac_actors.config.HTTPConfig`): bodies larger than
+``max_body_bytes`` get 413 and bodies slower than ``body_timeout`` get 408; after either
+the connection is closed, so a kept-alive connection never waits on an unread body. Peer
+values in log lines go through :func:`~tac_actors._logsafe.excerpt`, and rejected
+requests are logged once per peer and minute (then counted).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import trio
 from quart import Blueprint, Response, current_app, request, websocket
 from quart_trio import QuartTrio
 
+from tac_actors._logsafe import LogLimiter, excerpt
 from tac_actors.protocol.signature import SignatureValidator, public_url
 from tac_actors.protocol.twiml import ConversationRelayOptions, connect_twiml, hangup_twiml
 from tac_actors.runtime import Runtime
 from tac_actors.server.callbacks import ActionCallback, InboundCall
+from tac_actors.server.peers import ForwardedTrust, real_client
 from tac_actors.server.quart_transport import QuartTransport
+from tac_actors.server.splice import PeerMap
 from tac_actors.tac import TAC, _call
 
 __all__ = ["create_app", "mount"]
@@ -42,6 +53,10 @@ __all__ = ["create_app", "mount"]
 log = logging.getLogger("tac_actors.server")
 
 XML = "text/xml; charset=utf-8"
+#: statuses after which the request body may be unread: the connection is closed
+CLOSE_AFTER = frozenset({408, 413})
+#: how long the last send of a response may take once shielded (see _close_after_errors)
+FINAL_SEND_TIMEOUT = 10.0
 
 
 class _State:
@@ -53,6 +68,15 @@ class _State:
         self.stopped = trio.Event()
         token = tac.config.auth_token if tac.config.validate_signatures else None
         self.validator = SignatureValidator(token) if token else None
+        #: the front door's record of spliced connections (fast engine)
+        self.peers = PeerMap()
+        self.trust = ForwardedTrust(tac.config.http.forwarded_allow_ips)
+        #: rejected requests: one line per peer and minute, the rest counted
+        self.rejected = LogLimiter(log, interval=60.0)
+
+    def peer(self, scope: Mapping[str, Any]) -> str | None:
+        """The real client address of a request (see :func:`real_client`)."""
+        return real_client(self.peers, scope.get("client"))
 
     def require_runtime(self) -> Runtime:
         if self.runtime is None:
@@ -73,6 +97,7 @@ class _State:
         """Drain conversations (turns finish within the grace), then stop the runtime."""
         if self.runtime is not None:
             await self.runtime.shutdown()
+        self.rejected.flush()  # the counts of rejections not logged yet
         self.stopped.set()
 
 
@@ -85,7 +110,8 @@ def _url(*, websocket_route: bool = False) -> str:
     return public_url(scheme=conn.scheme, host=conn.host, path_and_query=path,
                       headers=dict(conn.headers),
                       public_domain=state.tac.config.voice_public_domain,
-                      websocket=websocket_route)
+                      websocket=websocket_route,
+                      forwarded=state.trust.trusts(state.peer(conn.scope)))
 
 
 def _public_base(path: str, *, websocket_route: bool) -> str:
@@ -93,7 +119,20 @@ def _public_base(path: str, *, websocket_route: bool) -> str:
     return public_url(scheme=request.scheme, host=request.host, path_and_query=path,
                       headers=dict(request.headers),
                       public_domain=state.tac.config.voice_public_domain,
-                      websocket=websocket_route)
+                      websocket=websocket_route,
+                      forwarded=state.trust.trusts(state.peer(request.scope)))
+
+
+def _reject(state: _State, conn: Any, what: str, *args: object) -> None:
+    """Log a rejected request: once per peer and minute, with a hint when proxy headers
+    were ignored (the usual cause behind a proxy)."""
+    peer = state.peer(conn.scope)
+    ignored = ("X-Forwarded-Host" in conn.headers or "X-Forwarded-Proto" in conn.headers
+               ) and not state.trust.trusts(peer) and not state.tac.config.voice_public_domain
+    hint = (" (X-Forwarded-* ignored: not from a trusted proxy; set "
+            "TWILIO_VOICE_PUBLIC_DOMAIN or TAC_FORWARDED_ALLOW_IPS)" if ignored else "")
+    state.rejected.warning(peer, "%s from %s" + what + "%s", excerpt(conn.path, 100),
+                           excerpt(peer), *args, hint)
 
 
 async def _form() -> dict[str, str]:
@@ -108,8 +147,8 @@ async def _check_form(state: _State, form: Mapping[str, str]) -> Response | None
     params = {key: values for key, values in (await request.form).lists()}
     if state.validator.validate_form(_url(), signature, params):
         return None
-    log.warning("%s %s: bad or missing X-Twilio-Signature (CallSid %s): 403", request.method,
-                request.path, form.get("CallSid"))
+    _reject(state, request, ": bad or missing X-Twilio-Signature (CallSid %s): 403",
+            excerpt(form.get("CallSid"), 64))
     return Response("invalid signature", status=403, mimetype="text/plain")
 
 
@@ -144,7 +183,8 @@ def mount(app: QuartTrio, tac: TAC, *, url_prefix: str = "") -> QuartTrio:
         if state.validator is not None:
             signature = websocket.headers.get("X-Twilio-Signature")
             if not state.validator.validate_websocket(_url(websocket_route=True), signature):
-                log.warning("WebSocket upgrade with a bad or missing X-Twilio-Signature: 1008")
+                _reject(state, websocket,
+                        ": WebSocket upgrade with a bad or missing X-Twilio-Signature: 1008")
                 await websocket.accept()
                 await websocket.close(1008, "invalid signature")
                 return
@@ -157,8 +197,8 @@ def mount(app: QuartTrio, tac: TAC, *, url_prefix: str = "") -> QuartTrio:
         if (denied := await _check_form(state, form)) is not None:
             return denied
         callback = ActionCallback.from_form(form)
-        log.info("call %s: ConversationRelay session %s (%s)%s", callback.call_sid,
-                 callback.session_status, callback.call_status,
+        log.info("call %s: ConversationRelay session %s (%s)%s", excerpt(callback.call_sid, 64),
+                 excerpt(callback.session_status, 40), excerpt(callback.call_status, 40),
                  " with handoff data" if callback.handoff_data else "")
         runtime = state.runtime
         if runtime is not None and callback.call_sid:
@@ -178,8 +218,8 @@ def mount(app: QuartTrio, tac: TAC, *, url_prefix: str = "") -> QuartTrio:
             body = raw if isinstance(raw, bytes) else raw.encode()
             if state.validator is not None and not state.validator.validate_json(
                     _url(), request.headers.get("X-Twilio-Signature"), body):
-                log.warning("POST %s: bad or missing X-Twilio-Signature (or bodySHA256): 403",
-                            request.path)
+                _reject(state, request,
+                        ": bad or missing X-Twilio-Signature (or bodySHA256): 403")
                 return Response("invalid signature", status=403, mimetype="text/plain")
             runtime = state.runtime
             if runtime is None or runtime.messaging is None:
@@ -204,6 +244,7 @@ def mount(app: QuartTrio, tac: TAC, *, url_prefix: str = "") -> QuartTrio:
         }
 
     app.register_blueprint(bp)
+    _close_after_errors(app)
 
     @app.before_serving
     async def _start() -> None:
@@ -228,11 +269,58 @@ def _action_url(state: _State, url_prefix: str) -> str:
 
 
 def create_app(tac: TAC) -> QuartTrio:
-    """A quart-trio app serving only the TAC routes."""
+    """A quart-trio app serving only the TAC routes, with the body limits of
+    ``tac.config.http`` (``mount`` leaves an app's own limits alone)."""
     app = QuartTrio("tac_actors")
     # conversations get their own grace; the app's background tasks get a bit more
     app.config["BACKGROUND_TASK_SHUTDOWN_TIMEOUT"] = tac.config.shutdown_grace + 5.0
+    app.config["MAX_CONTENT_LENGTH"] = tac.config.http.max_body_bytes
+    app.config["BODY_TIMEOUT"] = tac.config.http.body_timeout
     return mount(app, tac)
+
+
+ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
+
+
+def _close_after_errors(app: QuartTrio) -> None:
+    """Answer, then close, when a request body was refused (review D14).
+
+    quart answers 413 (or 408) before the body has arrived; once its handler has sent
+    the response it hears hypercorn's ``http.disconnect`` and cancels itself, and the
+    cancellation lands inside hypercorn's code that was about to close the connection.
+    The connection then stays open with its body unread, and the next request on it
+    waits forever. Two fixes: such responses say ``Connection: close``, and the last send
+    of every response is shielded (bounded by ``FINAL_SEND_TIMEOUT``) so hypercorn
+    finishes it, recycling or closing the connection.
+    """
+    if getattr(app, "_tac_close_after_errors", False):
+        return
+    app._tac_close_after_errors = True  # type: ignore[attr-defined]
+
+    @app.after_request
+    async def _close_refused(response: Response) -> Response:
+        if response.status_code in CLOSE_AFTER:
+            response.headers["Connection"] = "close"
+        return response
+
+    inner: ASGIApp = app.asgi_app
+
+    async def asgi_app(scope: Any, receive: Any, send: Any) -> None:
+        if scope.get("type") != "http":
+            await inner(scope, receive, send)
+            return
+
+        async def finish_send(message: Any) -> None:
+            if message.get("type") == "http.response.body" and not message.get("more_body"):
+                deadline = trio.current_time() + FINAL_SEND_TIMEOUT
+                with trio.CancelScope(shield=True, deadline=deadline):
+                    await send(message)
+            else:
+                await send(message)
+
+        await inner(scope, receive, finish_send)
+
+    app.asgi_app = asgi_app  # type: ignore[method-assign]
 
 
 def state_of(app: QuartTrio) -> _State:

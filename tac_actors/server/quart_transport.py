@@ -5,15 +5,23 @@ from __future__ import annotations
 from typing import Any
 
 import trio
+from hypercorn.utils import UnexpectedMessageError
 
 from tac_actors.channels.transport import TransportClosed
 
 __all__ = ["QuartTransport"]
 
 
+#: what hypercorn raises when a message is sent on a socket it already closed (the peer
+#: went away, or it closed after an error)
+_GONE = (UnexpectedMessageError, trio.BrokenResourceError, trio.ClosedResourceError)
+
+
 class QuartTransport:
     """Adapts quart's websocket. quart-trio cancels the handler when the peer disconnects,
-    so a disconnect reaches the voice channel as a cancellation (a hang-up)."""
+    so a disconnect reaches the voice channel as a cancellation (a hang-up). Only the
+    errors that mean "the socket is gone" become :class:`TransportClosed`; anything else
+    is a bug and propagates."""
 
     def __init__(self, websocket: Any) -> None:
         self._ws = websocket
@@ -32,7 +40,7 @@ class QuartTransport:
             raise TransportClosed(None, "closed")
         try:
             await self._ws.send(text)
-        except Exception as exc:  # the ASGI server refuses sends once the peer has gone
+        except _GONE as exc:  # the ASGI server refuses sends once the peer has gone
             self._closed = True
             raise TransportClosed(1006, str(exc)) from None
 
@@ -43,5 +51,5 @@ class QuartTransport:
         self._closed = True
         try:
             await self._ws.close(code, reason)
-        except Exception:  # already gone: nothing left to close
-            await trio.lowlevel.checkpoint()
+        except (*_GONE, RuntimeError):  # already gone (quart: "Cannot close ... multiple
+            await trio.lowlevel.checkpoint()  # times"): nothing left to close

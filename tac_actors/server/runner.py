@@ -20,6 +20,7 @@ import hypercorn.trio
 import trio
 from websockets.http11 import Request
 
+from tac_actors._logsafe import excerpt
 from tac_actors.protocol.signature import public_url
 from tac_actors.server.app import create_app, state_of
 from tac_actors.server.fastws import FastTransport
@@ -49,8 +50,10 @@ def gc_thresholds() -> tuple[int, int, int]:
     return first, second, third
 
 
-def hypercorn_config(tac: TAC, host: str, port: int) -> hypercorn.config.Config:
-    """The hypercorn settings we run with (see the comments for why)."""
+def hypercorn_config(tac: TAC, host: str, port: int, *, websockets: bool = True
+                     ) -> hypercorn.config.Config:
+    """The hypercorn settings we run with (see the comments for why). ``websockets``:
+    whether this hypercorn also serves the voice WebSocket (``engine="hypercorn"``)."""
     config = hypercorn.config.Config()
     config.bind = [f"{host}:{port}"]
     config.backlog = 4096  # the default of 100 slows bursts of calls
@@ -60,11 +63,15 @@ def hypercorn_config(tac: TAC, host: str, port: int) -> hypercorn.config.Config:
     config.websocket_max_message_size = max(tac.config.max_frame_bytes * 4, 1 << 20)
     config.graceful_timeout = tac.config.shutdown_grace + 2.0
     # no pings: hypercorn never checks pongs, and its ping task outlives a closed socket
-    # (shutdown then waits the whole graceful_timeout). No read timeout either: a caller
-    # who says nothing for minutes sends nothing. Quiet calls end by the idle_timeout
-    # policy when one is set.
+    # (shutdown then waits the whole graceful_timeout). Quiet calls end by the
+    # idle_timeout policy when one is set.
     config.websocket_ping_interval = None
-    config.read_timeout = None
+    config.keep_alive_timeout = tac.config.http.keep_alive_timeout
+    # Serving HTTP only (behind the fast front door), a client that sends nothing for
+    # read_timeout is dropped (a trickled body is cut earlier by the app's body_timeout).
+    # hypercorn's read timeout applies to every connection, WebSockets included: serving
+    # voice too, it would end every call whose caller stays quiet that long.
+    config.read_timeout = None if websockets else tac.config.http.read_timeout  # type: ignore[assignment]
     return config
 
 
@@ -101,7 +108,7 @@ async def serve(tac: TAC, host: str = "0.0.0.0", port: int = 8000, *,
     internal_stop = trio.Event()
     async with trio.open_nursery() as nursery:
         internal = await nursery.start(partial(
-            hypercorn.trio.serve, app, hypercorn_config(tac, "127.0.0.1", 0),
+            hypercorn.trio.serve, app, hypercorn_config(tac, "127.0.0.1", 0, websockets=False),
             shutdown_trigger=internal_stop.wait))
         internal_host, _, internal_port = internal[0].split("://", 1)[1].rpartition(":")
         runtime = state.require_runtime()
@@ -110,20 +117,24 @@ async def serve(tac: TAC, host: str = "0.0.0.0", port: int = 8000, *,
             # not a coroutine itself: the check is synchronous, and the call's coroutine
             # is returned for the front door to await (one frame less per live call)
             if state.validator is not None:
+                peer = _peer_address(transport)
+                forwarded = state.trust.trusts(peer)
                 url = public_url(scheme="ws", host=request.headers.get("Host", host),
                                  path_and_query=request.path, headers=dict(request.headers),
-                                 public_domain=tac.config.voice_public_domain, websocket=True)
+                                 public_domain=tac.config.voice_public_domain, websocket=True,
+                                 forwarded=forwarded)
                 if not state.validator.validate_websocket(
                         url, request.headers.get("X-Twilio-Signature")):
-                    log.warning("WebSocket upgrade with a bad or missing X-Twilio-Signature: "
-                                "1008")
+                    state.rejected.warning(peer, "WebSocket upgrade from %s with a bad or "
+                                           "missing X-Twilio-Signature: 1008", excerpt(peer))
                     return transport.close(1008, "invalid signature")
             return runtime.voice.handle(transport)
 
+        # the splices record their real clients where the routes look them up
         door = FrontDoor(voice_path=tac.config.voice_websocket_path,
                          internal=(internal_host, int(internal_port)),
                          max_frame_bytes=tac.config.max_frame_bytes, serve_socket=serve_socket,
-                         limits=door_limits)
+                         limits=door_limits, peers=state.peers)
         listeners = await trio.open_tcp_listeners(port, host=host, backlog=4096)
         bound = listeners[0].socket.getsockname()
         listening = trio.CancelScope()
@@ -144,6 +155,20 @@ async def _serve_until(listeners: list[trio.SocketListener], door: FrontDoor,
         async with trio.open_nursery() as nursery:
             nursery.start_soon(door.run_keepalive)
             await trio.serve_listeners(door.handle, listeners)
+
+
+def _peer_address(transport: FastTransport) -> str | None:
+    """The client address of a fast-path WebSocket (``None`` if it cannot be read: then
+    no proxy header is believed). A transport's own ``peer`` attribute wins."""
+    peer_attribute = getattr(transport, "peer", None)
+    if isinstance(peer_attribute, str):
+        return peer_attribute
+    stream = getattr(transport, "_stream", None)
+    try:
+        peer = stream.socket.getpeername()  # type: ignore[union-attr]
+    except (AttributeError, OSError):
+        return None
+    return str(peer[0]) if isinstance(peer, tuple) else None
 
 
 def _host_for_url(host: str) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import attrs
 
-from tac_actors.services.http import Product, ServiceHTTP
+from tac_actors.services.http import Product, ServiceHTTP, path_segment
 from tac_actors.services.wire import decode, snake
 
 __all__ = ["Call", "CallsClient"]
@@ -46,7 +46,8 @@ class CallsClient:
         if status_callback:
             form["StatusCallback"] = status_callback
         reply = await self._http.request(
-            Product.API, "POST", f"/2010-04-01/Accounts/{self._account_sid}/Calls.json",
+            Product.API, "POST",
+            f"/2010-04-01/Accounts/{path_segment(self._account_sid)}/Calls.json",
             form=form, idempotency_key=idempotency_key,
         )
         return decode(reply, Call, snake)

@@ -4,10 +4,13 @@ Every failure of a service call raises a :class:`ServiceError` (or a subclass), 
 raw ``httpx`` exception, a ``json`` error or a cattrs validation error. Each error says
 which service and which request failed, the HTTP status (``None`` when no answer came
 back) and Twilio's request id (the ``Twilio-Request-Id`` header) so it can be quoted to
-Twilio support. Errors never carry credentials or request bodies.
+Twilio support. Errors never carry credentials or request bodies, and their message is an
+:func:`~tac_actors._logsafe.excerpt` (a service's error text cannot forge a log line).
 """
 
 from __future__ import annotations
+
+from tac_actors._logsafe import excerpt
 
 __all__ = [
     "BadResponse",
@@ -38,6 +41,7 @@ class ServiceError(Exception):
         url_path: str = "",
         code: int | None = None,
     ) -> None:
+        message = excerpt(message, 500)
         super().__init__(message)
         self.message = message
         self.status = status

@@ -17,7 +17,11 @@ promises:
   pure query (``idempotent=True``), or any request carrying an
   ``I-Twilio-Idempotency-Token``. A request that never left (connection refused, pool
   timeout) is safe to resend whatever its method.
-- **errors**: every failure is a :class:`~tac_actors.services.errors.ServiceError`.
+- **errors**: every failure is a :class:`~tac_actors.services.errors.ServiceError`: no
+  answer, an answer that cannot be decoded (a corrupt gzip body), a request that cannot
+  be encoded (a lone surrogate in a JSON body or the URL) included.
+- **paths**: ids interpolated into a path go through :func:`path_segment`, so an id such
+  as ``../../v1/Stores`` stays one segment of the path it was meant for.
 - **time**: waits use :func:`trio.sleep`, so tests run under ``trio.testing.MockClock``.
 
 Cancellation: :meth:`ServiceHTTP.request` is cancellable at any point, including its
@@ -35,6 +39,7 @@ import random
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import attrs
 import httpx
@@ -64,6 +69,7 @@ __all__ = [
     "RetryPolicy",
     "ServiceHTTP",
     "ServiceHosts",
+    "path_segment",
     "user_agent",
 ]
 
@@ -80,6 +86,20 @@ _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 # exceptions raised before any byte of the request was sent
 _UNSENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+def path_segment(value: str) -> str:
+    """``value`` percent-encoded as exactly one URL path segment.
+
+    Every character but ``A-Z a-z 0-9 - _ . ~`` is encoded (``/`` included), and the dot
+    segments ``.`` and ``..`` are encoded too, so neither the client nor the server can
+    resolve them into a parent path. A lone surrogate is encoded as its UTF-8-style
+    bytes (the service then answers 404): this never raises.
+    """
+    encoded = quote(value, safe="", errors="surrogatepass")
+    if encoded in (".", ".."):
+        return encoded.replace(".", "%2E")
+    return encoded
 
 
 class Product(enum.StrEnum):
@@ -273,7 +293,9 @@ class ServiceHTTP:
 
         Raises :class:`NotFound` (404), :class:`Conflict` (409), :class:`RateLimited`
         (429), :class:`ServiceUnavailable` (5xx or no answer), :class:`BadResponse` (a 2xx
-        whose body is not JSON) or :class:`ServiceError` (any other status).
+        whose body is not JSON, or an answer that cannot be decoded) or
+        :class:`ServiceError` (any other status, or a request that cannot be encoded; it
+        is not sent). Ids in ``path`` must already be encoded with :func:`path_segment`.
         """
         method = method.upper()
         service = str(product)
@@ -292,9 +314,16 @@ class ServiceHTTP:
                 response = await self._client.request(
                     method, url, params=query, json=json_body, data=form, headers=headers
                 )
-            except httpx.TransportError as exc:
+            except (httpx.InvalidURL, UnicodeEncodeError) as exc:
+                # the request cannot be built (a lone surrogate in the body or the
+                # query): sending it again would fail the same way
+                raise ServiceError(f"request not sent: {type(exc).__name__}: {exc}",
+                                   status=None, **context) from None
+            except httpx.RequestError as exc:
                 unsent = isinstance(exc, _UNSENT_ERRORS)
-                error: ServiceError = ServiceUnavailable(
+                kind = ServiceUnavailable if isinstance(exc, httpx.TransportError) else (
+                    BadResponse)  # e.g. DecodingError: the body is corrupt
+                error: ServiceError = kind(
                     f"{type(exc).__name__}: {_describe(exc)}", status=None, **context
                 )
                 if last or not (unsent or idempotent):
@@ -401,5 +430,5 @@ def _snippet(text: str, limit: int = 120) -> str:
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
-def _describe(exc: httpx.TransportError) -> str:
+def _describe(exc: httpx.RequestError) -> str:
     return str(exc) or "no details"

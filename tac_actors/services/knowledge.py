@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import attrs
 
-from tac_actors.services.http import Product, ServiceHTTP
+from tac_actors.services.http import Product, ServiceHTTP, path_segment
 from tac_actors.services.wire import decode, decode_list
 
 __all__ = ["KnowledgeBase", "KnowledgeChunk", "KnowledgeClient"]
@@ -47,7 +47,8 @@ class KnowledgeClient:
 
     async def get_knowledge_base(self, knowledge_base_id: str) -> KnowledgeBase:
         reply = await self._http.request(
-            Product.KNOWLEDGE, "GET", f"/v2/ControlPlane/KnowledgeBases/{knowledge_base_id}"
+            Product.KNOWLEDGE, "GET",
+            f"/v2/ControlPlane/KnowledgeBases/{path_segment(knowledge_base_id)}"
         )
         return decode(reply, KnowledgeBase)
 
@@ -66,7 +67,8 @@ class KnowledgeClient:
         if knowledge_ids:
             body["knowledgeIds"] = list(knowledge_ids)
         reply = await self._http.request(
-            Product.KNOWLEDGE, "POST", f"/v2/KnowledgeBases/{knowledge_base_id}/Search",
+            Product.KNOWLEDGE, "POST",
+            f"/v2/KnowledgeBases/{path_segment(knowledge_base_id)}/Search",
             json_body=body, idempotent=True,
         )
         return decode_list(reply, "chunks", KnowledgeChunk)

@@ -21,8 +21,9 @@ from typing import Any, TypeVar
 import attrs
 import cattrs
 
+from tac_actors._logsafe import excerpt
 from tac_actors.memory.models import ObservationInfo, SummaryInfo
-from tac_actors.services.http import Product, ServiceHTTP
+from tac_actors.services.http import Product, ServiceHTTP, path_segment
 from tac_actors.services.wire import camel, decode
 
 T = TypeVar("T")
@@ -133,7 +134,8 @@ def _items(body: Mapping[str, Any], key: str, cls: type[T], where: str) -> tuple
         try:
             items.append(camel.structure(item, cls))
         except (cattrs.BaseValidationError, TypeError, ValueError) as exc:
-            logger.warning("%s: dropping malformed %s[%d]: %s", where, key, index, exc)
+            logger.warning("%s: dropping malformed %s[%d]: %s", where, key, index,
+                           excerpt(exc))
     return tuple(items)
 
 
@@ -150,7 +152,7 @@ class MemoryClient:
     async def lookup_profile(self, store_id: str, *, id_type: str, value: str) -> ProfileLookup:
         """Profiles whose identifier ``id_type`` (``"phone"``, ``"email"``) is ``value``."""
         reply = await self._http.request(
-            Product.MEMORY, "POST", f"/v1/Stores/{store_id}/Profiles/Lookup",
+            Product.MEMORY, "POST", f"/v1/Stores/{path_segment(store_id)}/Profiles/Lookup",
             json_body={"idType": id_type, "value": value}, idempotent=True,
         )
         return decode(reply, ProfileLookup)
@@ -164,7 +166,8 @@ class MemoryClient:
         """
         params = {"traitGroups": ",".join(trait_groups) if trait_groups else None}
         reply = await self._http.request(
-            Product.MEMORY, "GET", f"/v1/Stores/{store_id}/Profiles/{profile_id}",
+            Product.MEMORY, "GET",
+            f"/v1/Stores/{path_segment(store_id)}/Profiles/{path_segment(profile_id)}",
             params=params,
         )
         return decode(reply, MemoryProfile)
@@ -196,7 +199,8 @@ class MemoryClient:
             "endDate": end_date,
         }
         reply = await self._http.request(
-            Product.MEMORY, "POST", f"/v1/Stores/{store_id}/Profiles/{profile_id}/Recall",
+            Product.MEMORY, "POST",
+            f"/v1/Stores/{path_segment(store_id)}/Profiles/{path_segment(profile_id)}/Recall",
             json_body={k: v for k, v in body.items() if v is not None}, idempotent=True,
         )
         try:
@@ -210,7 +214,7 @@ class MemoryClient:
     ) -> str:
         """Create (or resolve to an existing) profile from traits; returns its id."""
         reply = await self._http.request(
-            Product.MEMORY, "POST", f"/v1/Stores/{store_id}/Profiles",
+            Product.MEMORY, "POST", f"/v1/Stores/{path_segment(store_id)}/Profiles",
             json_body={"traits": {k: dict(v) for k, v in traits.items()}},
             idempotency_key=idempotency_key,
         )
@@ -240,7 +244,8 @@ class MemoryClient:
         if conversation_ids:
             observation["conversationIds"] = list(conversation_ids)
         reply = await self._http.request(
-            Product.MEMORY, "POST", f"/v1/Stores/{store_id}/Profiles/{profile_id}/Observations",
+            Product.MEMORY, "POST",
+            f"/v1/Stores/{path_segment(store_id)}/Profiles/{path_segment(profile_id)}/Observations",
             json_body={"observations": [observation]}, idempotency_key=idempotency_key,
         )
         return reply.object() if reply.body is not None else {}
@@ -265,7 +270,7 @@ class MemoryClient:
         }
         reply = await self._http.request(
             Product.MEMORY, "POST",
-            f"/v1/Stores/{store_id}/Profiles/{profile_id}/ConversationSummaries",
+            f"/v1/Stores/{path_segment(store_id)}/Profiles/{path_segment(profile_id)}/ConversationSummaries",
             json_body={"summaries": [summary]}, idempotency_key=idempotency_key,
         )
         return reply.object() if reply.body is not None else {}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import attrs
 
-from tac_actors.services.http import Product, ServiceHTTP
+from tac_actors.services.http import Product, ServiceHTTP, path_segment
 from tac_actors.services.orchestrator import ActionRef, ActionResult, OrchestratorClient
 from tac_actors.services.wire import decode, snake
 
@@ -76,7 +76,8 @@ class MessagingClient:
         if not self._account_sid:
             raise ValueError("send_sms needs TWILIO_ACCOUNT_SID")
         reply = await self._http.request(
-            Product.API, "POST", f"/2010-04-01/Accounts/{self._account_sid}/Messages.json",
+            Product.API, "POST",
+            f"/2010-04-01/Accounts/{path_segment(self._account_sid)}/Messages.json",
             form={"To": to, "From": from_, "Body": body}, idempotency_key=idempotency_key,
         )
         return decode(reply, SentMessage, snake)

@@ -19,7 +19,7 @@ import attrs
 import cattrs
 
 from tac_actors.services.errors import Conflict
-from tac_actors.services.http import Product, ServiceHTTP
+from tac_actors.services.http import Product, ServiceHTTP, path_segment
 from tac_actors.services.wire import camel, decode, decode_list, to_wire
 
 __all__ = [
@@ -203,7 +203,8 @@ class OrchestratorClient:
         """The conversation configuration (default: the client's own)."""
         config_id = configuration_id or self._require_configuration()
         reply = await self._http.request(
-            Product.CONVERSATIONS, "GET", f"/v2/ControlPlane/Configurations/{config_id}"
+            Product.CONVERSATIONS, "GET",
+            f"/v2/ControlPlane/Configurations/{path_segment(config_id)}"
         )
         return decode(reply, ConversationConfiguration)
 
@@ -234,7 +235,7 @@ class OrchestratorClient:
 
     async def get_conversation(self, conversation_id: str) -> Conversation:
         reply = await self._http.request(
-            Product.CONVERSATIONS, "GET", f"/v2/Conversations/{conversation_id}"
+            Product.CONVERSATIONS, "GET", f"/v2/Conversations/{path_segment(conversation_id)}"
         )
         return decode(reply, Conversation)
 
@@ -284,7 +285,7 @@ class OrchestratorClient:
         """``PUT`` the conversation's status (ACTIVE, INACTIVE or CLOSED)."""
         body = {"status": status, **({"name": name} if name is not None else {})}
         reply = await self._http.request(
-            Product.CONVERSATIONS, "PUT", f"/v2/Conversations/{conversation_id}",
+            Product.CONVERSATIONS, "PUT", f"/v2/Conversations/{path_segment(conversation_id)}",
             json_body=body,
         )
         return decode(reply, Conversation)
@@ -292,7 +293,7 @@ class OrchestratorClient:
     async def clear_status_callbacks(self, conversation_id: str) -> None:
         """Stop the conversation's webhooks (used at handoff). Not retried (PATCH)."""
         await self._http.request(
-            Product.CONVERSATIONS, "PATCH", f"/v2/Conversations/{conversation_id}",
+            Product.CONVERSATIONS, "PATCH", f"/v2/Conversations/{path_segment(conversation_id)}",
             json_body={"configuration": {"statusCallbacks": []}},
         )
 
@@ -303,7 +304,8 @@ class OrchestratorClient:
         page_token: str | None = None,
     ) -> Page[Participant]:
         reply = await self._http.request(
-            Product.CONVERSATIONS, "GET", f"/v2/Conversations/{conversation_id}/Participants",
+            Product.CONVERSATIONS, "GET",
+            f"/v2/Conversations/{path_segment(conversation_id)}/Participants",
             params={"pageSize": page_size, "pageToken": page_token},
         )
         return Page(
@@ -322,7 +324,8 @@ class OrchestratorClient:
         idempotency_key: str | None = None,
     ) -> Participant:
         reply = await self._http.request(
-            Product.CONVERSATIONS, "POST", f"/v2/Conversations/{conversation_id}/Participants",
+            Product.CONVERSATIONS, "POST",
+            f"/v2/Conversations/{path_segment(conversation_id)}/Participants",
             json_body=_participant_body(type, addresses, name, profile_id),
             idempotency_key=idempotency_key,
         )
@@ -341,7 +344,7 @@ class OrchestratorClient:
         """Replace a participant (``PUT`` is a full replacement: pass every address)."""
         reply = await self._http.request(
             Product.CONVERSATIONS, "PUT",
-            f"/v2/Conversations/{conversation_id}/Participants/{participant_id}",
+            f"/v2/Conversations/{path_segment(conversation_id)}/Participants/{path_segment(participant_id)}",
             json_body=_participant_body(type, addresses, name, profile_id),
         )
         return decode(reply, Participant)
@@ -358,7 +361,7 @@ class OrchestratorClient:
     ) -> Page[Communication]:
         reply = await self._http.request(
             Product.CONVERSATIONS, "GET",
-            f"/v2/Conversations/{conversation_id}/Communications",
+            f"/v2/Conversations/{path_segment(conversation_id)}/Communications",
             params={"channelId": channel_id, "pageSize": page_size, "pageToken": page_token},
         )
         return Page(
@@ -407,7 +410,8 @@ class OrchestratorClient:
             channel_settings=dict(channel_settings) if channel_settings else None,
         )
         reply = await self._http.request(
-            Product.CONVERSATIONS, "POST", f"/v2/Conversations/{conversation_id}/Actions",
+            Product.CONVERSATIONS, "POST",
+            f"/v2/Conversations/{path_segment(conversation_id)}/Actions",
             json_body={"type": "SEND_MESSAGE", "payload": to_wire(payload, camel)},
             idempotency_key=idempotency_key,
         )

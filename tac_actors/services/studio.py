@@ -14,7 +14,7 @@ from typing import Any
 
 import attrs
 
-from tac_actors.services.http import Product, ServiceHTTP
+from tac_actors.services.http import Product, ServiceHTTP, path_segment
 from tac_actors.services.wire import decode, snake
 
 __all__ = ["Execution", "StudioClient"]
@@ -57,7 +57,7 @@ class StudioClient:
         if parameters is not None:
             form["Parameters"] = json.dumps(parameters, separators=(",", ":"))
         reply = await self._http.request(
-            Product.STUDIO, "POST", f"/v2/Flows/{flow_sid}/Executions",
+            Product.STUDIO, "POST", f"/v2/Flows/{path_segment(flow_sid)}/Executions",
             form=form, idempotency_key=idempotency_key,
         )
         return decode(reply, Execution, snake)

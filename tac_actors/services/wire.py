@@ -23,6 +23,7 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
+from tac_actors._logsafe import excerpt
 from tac_actors.services.http import Reply
 
 __all__ = ["camel", "decode", "decode_list", "make_converter", "snake", "to_camel", "to_wire"]
@@ -165,6 +166,6 @@ def decode_list(
                 raise reply.bad(message) from None
             logger.warning(
                 "%s %s: dropping %s (request id %s)",
-                reply.service, reply.url_path, message, reply.request_id,
+                reply.service, reply.url_path, excerpt(message), excerpt(reply.request_id, 64),
             )
     return tuple(items)

@@ -197,6 +197,7 @@ def test_public_url_forwarded_headers_case_insensitive_first_value() -> None:
         path_and_query="/twiml",
         headers=headers,
         public_domain=None,
+        forwarded=True,
     )
     assert url == "https://public.example/twiml"
     ws = public_url(
@@ -206,6 +207,7 @@ def test_public_url_forwarded_headers_case_insensitive_first_value() -> None:
         headers=headers,
         public_domain=None,
         websocket=True,
+        forwarded=True,
     )
     assert ws == "wss://public.example/ws?x=1"
 
@@ -217,6 +219,7 @@ def test_public_url_forwarded_headers_fall_back_independently() -> None:
         path_and_query="/x",
         headers={"X-Forwarded-Proto": "https"},
         public_domain=None,
+        forwarded=True,
     )
     assert only_proto == "https://h:1/x"
     only_host = public_url(
@@ -226,6 +229,7 @@ def test_public_url_forwarded_headers_fall_back_independently() -> None:
         headers={"X-Forwarded-Host": "p"},
         public_domain=None,
         websocket=True,
+        forwarded=True,
     )
     assert only_host == "ws://p/x"
 
@@ -254,8 +258,16 @@ def test_public_url_then_validate_websocket() -> None:
         headers={"X-Forwarded-Proto": "https", "X-Forwarded-Host": "public.example"},
         public_domain=None,
         websocket=True,
+        forwarded=True,
     )
     assert SignatureValidator(TOKEN).validate_websocket(rebuilt, signature)
+
+
+def test_forwarded_headers_are_ignored_unless_the_peer_is_trusted() -> None:
+    headers = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "other-app.example"}
+    rebuilt = public_url(scheme="http", host="ours.example", path_and_query="/twiml",
+                         headers=headers, public_domain=None)
+    assert rebuilt == "http://ours.example/twiml"
 
 
 # -- SignatureValidator ----------------------------------------------------------------

@@ -146,12 +146,20 @@ async def test_twiml_per_call_hook_layers_options() -> None:
     assert '<Parameter name="tier" value="gold"/>' in xml
 
 
-async def test_forwarded_headers_shape_the_websocket_url() -> None:
-    tac = echo()
+@pytest.mark.parametrize("trusted", [True, False])
+async def test_forwarded_headers_shape_the_websocket_url_from_trusted_proxies_only(
+        trusted: bool) -> None:
+    from tac_actors.config import HTTPConfig
+
+    allow = ("127.0.0.0/8",) if trusted else ()
+    tac = echo(TACConfig(http=HTTPConfig(forwarded_allow_ips=allow)))
     async with running(tac) as base, httpx.AsyncClient() as http:
         xml = (await http.post(base + "/twiml", data={"CallSid": "CA1"}, headers={
             "X-Forwarded-Proto": "https", "X-Forwarded-Host": "public.example.org"})).text
-    assert 'url="wss://public.example.org/ws"' in xml
+    if trusted:
+        assert 'url="wss://public.example.org/ws"' in xml
+    else:
+        assert f'url="{ws_url(base)}"' in xml
 
 
 # -- handoff ----------------------------------------------------------------------------

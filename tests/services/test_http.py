@@ -4,6 +4,7 @@ a MockClock, so backoff sleeps are exact and instant."""
 from __future__ import annotations
 
 import base64
+import gc
 import logging
 import random
 from collections.abc import Callable
@@ -302,3 +303,65 @@ def test_retry_policy_validates() -> None:
         RetryPolicy(max_attempts=0)
     with pytest.raises(ValueError):
         RetryPolicy(base_delay=-1)
+
+
+# -- failures that are not transport errors (review: httpx RequestError; D13) ---------------
+
+
+# httpx leaves its raw-stream generators unfinished when decoding fails; collect them here
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+async def test_a_corrupt_gzip_body_is_a_service_error(autojump_clock: trio.testing.MockClock
+                                                      ) -> None:
+    requests: list[httpx.Request] = []
+
+    def corrupt(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        return httpx.Response(200, stream=httpx.ByteStream(b"this is not gzip"),
+                              headers={"content-encoding": "gzip",
+                                       "content-type": "application/json"})
+
+    with pytest.raises(BadResponse, match="DecodingError") as caught:
+        await http(corrupt).request(Product.CONVERSATIONS, "GET", "/v2/Conversations")
+    assert caught.value.status is None
+    assert len(requests) == DEFAULT_RETRY.max_attempts  # a GET may be retried
+    requests.clear()
+    with pytest.raises(BadResponse):  # a plain POST may have acted: not resent
+        await http(corrupt).request(Product.API, "POST", "/2010-04-01/Messages.json")
+    assert len(requests) == 1
+    gc.collect()
+
+
+async def test_a_body_that_cannot_be_encoded_is_a_service_error_and_not_sent() -> None:
+    recorder = Recorder(ok())
+    client = http(recorder)
+    with pytest.raises(ServiceError, match="not sent"):
+        await client.request(Product.CONVERSATIONS, "POST", "/v2/Conversations/c1/Actions",
+                             json_body={"text": "broken emoji \ud83d"})
+    with pytest.raises(ServiceError, match="not sent"):
+        await client.request(Product.CONVERSATIONS, "GET", "/v2/Conversations/\ud800")
+    assert recorder.requests == []
+
+
+def test_path_segment_keeps_an_id_inside_its_segment() -> None:
+    from tac_actors.services.http import path_segment
+
+    assert path_segment("conv_conversation_01") == "conv_conversation_01"
+    assert path_segment("../../v1/Stores") == "..%2F..%2Fv1%2FStores"
+    assert path_segment("..") == "%2E%2E" and path_segment(".") == "%2E"
+    assert path_segment("a b?c#d%e") == "a%20b%3Fc%23d%25e"
+    assert path_segment("\ud800") == "%ED%A0%80"  # never raises
+
+
+async def test_ids_cannot_climb_out_of_their_path() -> None:
+    recorder = Recorder(ok('{"participants": [], "meta": {}}'))
+    services = TwilioServices.create(config(), transport=httpx.MockTransport(recorder))
+    await services.orchestrator.list_participants("../../v1/Stores")
+    await services.aclose()
+    url = recorder.requests[0].url
+    assert url.raw_path.startswith(b"/v2/Conversations/..%2F..%2Fv1%2FStores/Participants")
+
+
+def test_service_error_messages_cannot_forge_log_lines() -> None:
+    error = ServiceError("boom\n2026-01-01 CRITICAL forged", service="memory")
+    assert "\n" not in str(error) and "\\n2026" in str(error)
