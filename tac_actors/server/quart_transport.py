@@ -39,6 +39,12 @@ class QuartTransport:
             await trio.lowlevel.checkpoint()
             raise TransportClosed(None, "closed")
         try:
+            text.encode()
+        except UnicodeEncodeError:
+            # our frames are JSON: a lone surrogate goes out as its JSON escape (as on the
+            # fast engine) instead of failing inside the server's encoder
+            text = text.encode("utf-8", "backslashreplace").decode()
+        try:
             await self._ws.send(text)
         except _GONE as exc:  # the ASGI server refuses sends once the peer has gone
             self._closed = True

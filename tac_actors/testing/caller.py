@@ -217,8 +217,11 @@ async def connect_caller(url: str, *, auth_token: str | None = None, signature: 
                 await caller.setup()
             yield caller
         finally:
-            with trio.CancelScope(shield=True):
+            # shielded so a cancelled test still closes its socket; bounded so a server
+            # that never answers the close cannot hang the test
+            with trio.CancelScope(shield=True, deadline=trio.current_time() + 5):
                 await ws.aclose()
-                stream = getattr(ws, "_stream", None)
-                if stream is not None:
+            stream = getattr(ws, "_stream", None)
+            if stream is not None:
+                with trio.CancelScope(shield=True):
                     await stream.aclose()

@@ -57,7 +57,8 @@ class Harness:
         try:
             yield caller
         finally:
-            with trio.CancelScope(shield=True):
+            # bounded: a server side that hangs fails the test instead of hanging it
+            with trio.CancelScope(shield=True, deadline=trio.current_time() + 30):
                 if not served.is_set():
                     await client_end.close(1000, "caller hung up")
                 await served.wait()

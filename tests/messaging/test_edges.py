@@ -17,7 +17,7 @@ from tac_actors.protocol.errors import ProtocolError
 from tac_actors.protocol.webhooks import parse_webhook
 from tac_actors.testing import SimulatedTexter, open_texter
 
-from .conftest import AUTH_TOKEN, in_process, in_process_emulator, make_tac, served
+from .conftest import AUTH_TOKEN, in_process, make_tac, served
 
 BAD_IDS = {
     "lone surrogate": "conv_\ud800",
@@ -65,9 +65,8 @@ async def test_a_signed_webhook_with_a_bad_id_is_a_400_and_reaches_no_service() 
 
 
 async def test_bad_webhooks_are_logged_once_and_escaped(
-        autojump_clock: Any, caplog: pytest.LogCaptureFixture) -> None:
+        autojump_clock: Any, caplog: pytest.LogCaptureFixture, emu: Emulator) -> None:
     caplog.set_level(logging.WARNING, logger="tac_actors.messaging")
-    emu = in_process_emulator()
     tac = make_tac(emu, services_base_url="http://emulator")
     async with in_process(emu, tac) as runtime:
         assert runtime.messaging is not None
@@ -80,8 +79,8 @@ async def test_bad_webhooks_are_logged_once_and_escaped(
 
 
 async def test_only_a_shutdown_refuses_a_conversation(autojump_clock: Any,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    emu = in_process_emulator()
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      emu: Emulator) -> None:
     tac = make_tac(emu, services_base_url="http://emulator")
     async with in_process(emu, tac) as runtime:
         assert runtime.messaging is not None
