@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import trio
 
+from tac_actors._logsafe import excerpt
 from tac_actors.actors import ActorCell, SessionUpdate, Supervisor, SupervisorStatistics
 from tac_actors.channels.messaging import MessagingChannel
 from tac_actors.channels.outbound import OutboundResult, start_call, start_text_conversation
@@ -116,10 +117,18 @@ class Runtime:
                                              metadata=metadata, channel_id=channel_id)
 
     def _track_call(self, session: ConversationSession, cell: ActorCell) -> None:
-        if session.call_sid:
-            self._calls[session.call_sid] = cell
+        sid = session.call_sid
+        if sid:
+            self._calls[sid] = cell
             if self.services is not None:
-                self._linked[session.call_sid] = trio.Event()
+                self._linked[sid] = trio.Event()
+            # an ended call holds nothing here (review C7/D3): the action callback that may
+            # follow finds no live session either way
+            cell.call_when_stopped(lambda: self._forget_call(sid, cell))
+
+    def _forget_call(self, sid: str, cell: ActorCell) -> None:
+        if self._calls.get(sid) is cell:
+            del self._calls[sid]
 
     async def _link_voice(self, session: ConversationSession, cell: ActorCell) -> None:
         """Find the Orchestrator conversation Twilio created for this call (its channel id
@@ -156,7 +165,7 @@ class Runtime:
                 delay = min(delay * 2, largest)
             else:
                 log.info("call %s: no Orchestrator conversation found; memory is looked up "
-                         "by the caller's number", call)
+                         "by the caller's number", excerpt(call))
                 return
             conversation = page.items[0]
             changes: dict[str, object] = {"conversation_id": conversation.id}
@@ -170,9 +179,14 @@ class Runtime:
                     changes["ai_agent_info"] = AuthorInfo(address, participant.id)
         except ServiceError as exc:
             log.warning("call %s: Orchestrator look-up failed (%s); going on without it",
-                        call, exc)
+                        excerpt(call), exc)
             return
-        log.info("call %s linked to Orchestrator conversation %s", call, conversation.id)
+        except Exception:  # a bug here must not take the call (or the server) down
+            log.exception("call %s: Orchestrator look-up failed; going on without it",
+                          excerpt(call))
+            return
+        log.info("call %s linked to Orchestrator conversation %s", excerpt(call),
+                 excerpt(conversation.id))
         try:
             await cell.send(SessionUpdate(changes))
         except trio.ClosedResourceError:

@@ -243,6 +243,9 @@ class ConversationActor:
                              interrupted=turn.cause in ("interrupt", "preempt"))
             if self.turn is turn:
                 self.turn = None
+            # idle time counts from the end of the last turn, not from when its message
+            # was taken (review C11: a long turn ended the conversation right after it)
+            self._idle_since = trio.current_time()
             if self.gate.running is turn:
                 self.gate.running = None
             self._finished = turn

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 
 import trio
 
+from tac_actors._logsafe import excerpt
 from tac_actors.actors import (
     ActorCell,
     Agent,
@@ -257,14 +258,3 @@ class _BadInputLog:
         if self.suppressed:
             log.warning("call %s: %d more bad frames not logged", excerpt(self.call),
                         self.suppressed)
-
-
-def excerpt(value: object, limit: int = 80) -> str:
-    """A bounded, single-line rendering of peer input for a log line: control characters
-    escaped (``repr`` style), at most ``limit`` characters, an ellipsis when cut."""
-    text = value if isinstance(value, str) else repr(value)
-    if len(text) > limit:
-        text = text[:limit] + "…"
-    if text.isprintable():
-        return text
-    return repr(text)[1:-1]
