@@ -87,6 +87,13 @@ SCENARIOS = [
         {"BENCH_STREAM_TOKENS": "30", "BENCH_TOKEN_DELAY_MS": "20"},
     ),
     Scenario(
+        "bargein100",
+        "stream",
+        100,
+        ["--mode", "bargein", "--turns", "5", "--barge-after", "50", "--quiet-wait", "50"],
+        {"BENCH_STREAM_TOKENS": "30", "BENCH_TOKEN_DELAY_MS": "20"},
+    ),
+    Scenario(
         "bargein1000",
         "stream",
         1000,
@@ -118,6 +125,9 @@ COMPARE: list[tuple[str, str, tuple[str, ...], bool]] = [
     ("bargein", "barge-in stop p99 ms", ("barge_stop_ms", "p99"), True),
     ("bargein", "late tokens after ack", ("late_tokens",), True),
     ("bargein", "errors", ("errors", "total"), True),
+    ("bargein100", "100 calls: barge-in stop p50 ms", ("barge_stop_ms", "p50"), True),
+    ("bargein100", "100 calls: barge-in stop p99 ms", ("barge_stop_ms", "p99"), True),
+    ("bargein100", "100 calls: late tokens", ("late_tokens",), True),
     ("bargein1000", "1,000 calls: barge-in stop p50 ms", ("barge_stop_ms", "p50"), True),
     ("bargein1000", "1,000 calls: barge-in stop p99 ms", ("barge_stop_ms", "p99"), True),
     ("bargein1000", "1,000 calls: late tokens", ("late_tokens",), True),

@@ -14,12 +14,9 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 import attrs
-
-if TYPE_CHECKING:
-    from tac_actors.actors.supervisor import ConversationControls
 
 __all__ = [
     "AuthorInfo",
@@ -82,6 +79,22 @@ class HistoryEntry:
     interrupted: bool = False
 
 
+class Controls(Protocol):
+    """What the engine offers a live conversation (``session.controls``). Implemented by
+    the actor core; defined here so this data module imports nothing of the engine."""
+
+    async def send_text(self, text: str) -> None: ...
+
+    async def play(self, source: str, *, loop: int | None = None) -> None: ...
+
+    async def send_digits(self, digits: str) -> None: ...
+
+    async def set_language(self, *, tts_language: str | None = None,
+                           transcription_language: str | None = None) -> None: ...
+
+    async def end(self, handoff_data: str | None = None) -> None: ...
+
+
 @attrs.define(eq=False)
 class ConversationSession:
     """State of one live conversation.
@@ -106,12 +119,12 @@ class ConversationSession:
     metadata: dict[str, Any] = attrs.field(factory=dict)
     history: list[HistoryEntry] = attrs.field(factory=list)
     pending_handoff_data: str | None = None
-    _controls: ConversationControls | None = attrs.field(default=None, repr=False, alias="controls")
+    _controls: Controls | None = attrs.field(default=None, repr=False, alias="controls")
 
     # -- what an app can do to the live conversation -------------------------------------
 
     @property
-    def controls(self) -> ConversationControls:
+    def controls(self) -> Controls:
         """The live controls of this conversation (send, play, end, ...).
 
         Raises :class:`RuntimeError` when the session is not attached to a live actor.
@@ -120,7 +133,7 @@ class ConversationSession:
             raise RuntimeError(f"conversation {self.conversation_id} is not live")
         return self._controls
 
-    def attach(self, controls: ConversationControls | None) -> None:
+    def attach(self, controls: Controls | None) -> None:
         """Bind (or unbind, with ``None``) the live controls. Used by the engine."""
         self._controls = controls
 

@@ -12,6 +12,7 @@ from tac_actors.actors.agent import (
     Reply,
     TurnTimeout,
 )
+from tac_actors.actors.cell import ActorCell, CellStatistics, ConversationControls
 from tac_actors.actors.conversation import ChannelReportedError, ConversationActor
 from tac_actors.actors.gate import NO_TURN, ReplyGate, Turn
 from tac_actors.actors.mailbox import Mailbox, MailboxStatistics
@@ -28,9 +29,7 @@ from tac_actors.actors.messages import (
 )
 from tac_actors.actors.outbox import Outbox
 from tac_actors.actors.supervisor import (
-    ActorCell,
     AlreadyRunning,
-    CellStatistics,
     NotAccepting,
     Supervisor,
     SupervisorStatistics,
@@ -47,6 +46,7 @@ __all__ = [
     "ChannelError",
     "ChannelReportedError",
     "ConversationActor",
+    "ConversationControls",
     "Digits",
     "Drain",
     "ErrorContext",

@@ -51,7 +51,7 @@ from tac_actors.actors.messages import (
 from tac_actors.config import BusyPolicy
 
 if TYPE_CHECKING:
-    from tac_actors.actors.supervisor import ActorCell
+    from tac_actors.actors.cell import ActorCell
 
 __all__ = ["NO_TURN", "ChannelReportedError", "ConversationActor", "Turn"]
 
@@ -155,7 +155,9 @@ class ConversationActor:
                             self.session.conversation_id, message.description)
                 await self._report(ChannelReportedError(message.description), "channel")
             case Fault():
-                await self._report(message.exc, message.phase)  # type: ignore[arg-type]
+                self.cell.stats.errors += 1
+                await self.cell.report(message.exc, message.phase,  # type: ignore[arg-type]
+                                       message.turn)
             case SessionUpdate():
                 for name, value in message.changes.items():
                     setattr(self.session, name, value)
@@ -224,8 +226,8 @@ class ConversationActor:
             if turn.scope.cancelled_caught and turn.cause is None:
                 turn.cause = "timeout"
                 await self._close_with(turn, self.policy.timeout_text)
-                await self._report(TurnTimeout(f"turn {turn.id} ran past "
-                                               f"{self.policy.turn_timeout} s"), "timeout", turn)
+                self._post_fault(TurnTimeout(f"turn {turn.id} ran past "
+                                             f"{self.policy.turn_timeout} s"), "timeout", turn)
         except ActorCrash:
             raise
         except Exception as exc:
@@ -236,7 +238,7 @@ class ConversationActor:
             log.exception("conversation %s: turn %d failed", self.session.conversation_id,
                           turn.id)
             await self._close_with(turn, self.policy.fallback_text)
-            await self._report(exc, "turn", turn)
+            self._post_fault(exc, "turn", turn)
         finally:
             if turn.spoken:
                 self._record("assistant", "".join(turn.spoken),
@@ -362,6 +364,17 @@ class ConversationActor:
             log.exception("conversation %s: hook %s raised", self.session.conversation_id,
                           _name(fn))
             await self._report(exc, "hook")
+
+    def _post_fault(self, exc: BaseException, phase: Phase, turn: Turn) -> None:
+        """Report a turn's failure from the actor loop, not from the turn: a preempting
+        prompt or a barge-in never waits for ``on_error`` (review C12)."""
+        try:
+            self.mailbox.send_nowait(Fault(exc, phase, turn.id), urgent=True)
+        except (trio.WouldBlock, trio.ClosedResourceError):
+            self.cell.stats.errors += 1
+            log.warning("conversation %s: on_error not called for turn %d (%s): the "
+                        "conversation is closing or its urgent lane is full",
+                        self.session.conversation_id, turn.id, type(exc).__name__)
 
     async def _report(self, exc: BaseException, phase: Phase, turn: Turn | None = None) -> None:
         self.cell.stats.errors += 1

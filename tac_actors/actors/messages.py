@@ -91,6 +91,7 @@ class Fault:
 
     exc: BaseException = attrs.field(eq=False)
     phase: str = "channel"
+    turn: int | None = None
 
 
 @attrs.frozen
