@@ -85,9 +85,13 @@ class ActorCell:
         message that starts a turn gets its turn id (the order of hand-over is the order
         of turns); an interruption stops the replies through the reply gate and queues
         the acknowledgement (see :mod:`tac_actors.actors.gate`)."""
-        if isinstance(message, (Utterance, Digits)):
+        if isinstance(message, Utterance):
+            if not message.turn:  # a new instance, built directly (cheaper than evolve)
+                message = Utterance(message.text, message.lang, message.message_id,
+                                    message.meta, self.gate.issue())
+        elif isinstance(message, Digits):
             if not message.turn:
-                message = attrs.evolve(message, turn=self.gate.issue())
+                message = Digits(message.digit, self.gate.issue())
         elif isinstance(message, Interruption) and message.through is None:
             through = self.gate.interrupt()
             ack = getattr(self.outbox, "deliver_nowait", None)

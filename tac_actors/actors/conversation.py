@@ -332,9 +332,13 @@ class ConversationActor:
         self.session.record(role, text, _now(), interrupted=interrupted)
         policy = self.policy
         size = len(self.session.history)
-        # the character budget is summed only now and then (every 16 entries, or after a
-        # long one): it may be exceeded by at most 16 short entries
-        if size > policy.history_limit or len(text) > 4096 or not size % 16:
+        # amortised: past the entry limit the history is cut to three quarters of it; the
+        # characters are summed only after an entry longer than the budget's average
+        # (entries no longer than that, at most history_limit of them, fit the budget)
+        if size > policy.history_limit:
+            self.session.trim_history(entries=policy.history_limit * 3 // 4,
+                                      chars=policy.history_chars)
+        elif len(text) > policy.history_chars // policy.history_limit:
             self.session.trim_history(entries=policy.history_limit,
                                       chars=policy.history_chars)
 

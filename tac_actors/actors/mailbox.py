@@ -24,6 +24,9 @@ __all__ = ["Mailbox", "MailboxStatistics"]
 
 T = TypeVar("T")
 
+#: a sender that never has to wait passes through the scheduler every this many sends
+YIELD_EVERY = 16
+
 
 @attrs.frozen
 class MailboxStatistics:
@@ -55,6 +58,7 @@ class Mailbox(Generic[T]):
         # (thousands of idle conversations each save its few hundred bytes)
         self._writers: trio.lowlevel.ParkingLot | None = None
         self._closed = False
+        self._unyielded = 0
 
     def __len__(self) -> int:
         return len(self._items)
@@ -80,14 +84,19 @@ class Mailbox(Generic[T]):
     async def send(self, item: T, *, urgent: bool = False) -> None:
         """Enqueue ``item``, waiting while its lane is full.
 
-        A checkpoint, as trio's ``send`` is: a sender with room enqueues at once and
-        then passes through the scheduler, so a reader fed by a flooding peer lets the
-        other tasks run. If cancelled, the item was not enqueued.
+        A cancellation point. A sender with room enqueues at once; it passes through the
+        scheduler at least every ``YIELD_EVERY`` sends (trio's ``send`` does on every
+        one; a socket reader then pays a scheduler pass per frame on top of its wait for
+        the socket), so a sender fed by a flooding peer still lets the other tasks run.
+        If cancelled, the item was not enqueued.
         """
         await trio.lowlevel.checkpoint_if_cancelled()
         if not self._closed and self._has_room(urgent):
             self.send_nowait(item, urgent=urgent)
-            await trio.lowlevel.cancel_shielded_checkpoint()
+            self._unyielded += 1
+            if self._unyielded >= YIELD_EVERY:
+                self._unyielded = 0
+                await trio.lowlevel.cancel_shielded_checkpoint()
             return
         while True:
             try:
