@@ -126,6 +126,8 @@ class ConversationActor:
                 continue
             self._idle_since = trio.current_time()
             await self._dispatch(message)
+            if self.turn is None and await self._hand_off_if_requested():
+                return  # a handoff requested from a hook (no turn to wait for)
 
     async def _wait_or_idle_out(self, idle: float) -> None:
         with trio.move_on_at(self._idle_since + idle) as scope:
@@ -303,6 +305,11 @@ class ConversationActor:
 
     async def _after_turn(self, turn: Turn) -> bool:
         """Runs in the actor loop after each turn. True when the actor must stop."""
+        return await self._hand_off_if_requested()
+
+    async def _hand_off_if_requested(self) -> bool:
+        """Hand off if ``session.request_handoff`` was called (in a turn or a hook) and
+        no turn is running. True when the actor must stop."""
         handoff = self.session.pending_handoff_data
         if handoff is None or self.cell.stop_requested:
             return False

@@ -119,3 +119,22 @@ async def test_second_socket_for_a_live_call_is_refused(clock: object) -> None:
         assert await second.wait_closed() == 1008
         await first.say("still mine")
         assert (await first.read_reply()).text == "echo: still mine"
+
+
+async def test_a_flood_of_bad_frames_is_logged_as_bounded_excerpts(
+        clock: object, caplog: pytest.LogCaptureFixture) -> None:
+    """Reliability D11/D12: 404k hostile frames wrote 184 MB of log, and a newline in a
+    frame forged a log line. Three escaped, bounded lines per call, then a count."""
+    tac, _ = echo_tac()
+    caplog.set_level(logging.INFO, logger="tac_actors")
+    forged = '{"type": "' + "x" * 900 + '\\n2026-01-01 CRITICAL forged"}'
+    async with open_harness(tac) as h, h.call() as caller:
+        for _ in range(MAX_CONSECUTIVE_BAD - 1):
+            await caller.send_raw(forged)
+            await caller.say("keep going")  # resets the bad-frame run
+            assert (await caller.read_reply()).text == "echo: keep going"
+        call_sid = caller.call_sid
+    lines = [r.getMessage() for r in caplog.records if call_sid in r.getMessage()]
+    assert len(lines) <= 4, lines
+    assert all("\n" not in line and len(line) < 400 for line in lines), lines
+    assert "more bad frames not logged" in lines[-1]

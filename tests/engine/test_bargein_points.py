@@ -204,3 +204,25 @@ async def test_interrupt_inside_a_tool(clock: object) -> None:
         await caller.say("ping")
         heard = await texts_until(caller, "pong")
     assert heard == [] and gate.cancelled and finished == ["tool"]
+
+
+async def test_handoff_requested_from_the_interrupt_hook(clock: object) -> None:
+    """Review A7: a handoff requested outside a turn waited for some later turn."""
+    tac = TAC(TACConfig())
+
+    @tac.on_message_ready
+    async def cb(message: str, session: Any, memory: Any) -> Any:
+        return "a reply"
+
+    @tac.on_interrupt
+    async def hook(session: Any, interruption: Any) -> None:
+        session.request_handoff("to a human")
+
+    async with open_harness(tac) as h, h.call() as caller:
+        await caller.say("hi")
+        await caller.read_reply()
+        await caller.interrupt()
+        while not isinstance(frame := await caller.next_frame(), End):
+            pass
+        assert frame.handoff_data == "to a human"
+        assert await caller.wait_closed() == 1000
