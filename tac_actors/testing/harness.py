@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
 import trio
 
@@ -17,6 +17,7 @@ from tac_actors.channels.transport import Transport, memory_transport_pair
 from tac_actors.runtime import Runtime
 from tac_actors.tac import TAC
 from tac_actors.testing.caller import SimulatedCaller
+from tac_actors.testing.wire import fast_transport_pair
 
 __all__ = ["GatedTransport", "Harness", "open_harness"]
 
@@ -32,14 +33,22 @@ class Harness:
     @asynccontextmanager
     async def call(self, *, setup: bool = True,
                    wrap: Callable[[Transport], Transport] | None = None,
+                   wire: Literal["memory", "websocket"] = "memory",
                    **caller_options: Any) -> AsyncIterator[SimulatedCaller]:
         """Place a call. On exit the caller hangs up (if the call is still up) and the
         block waits until the server side has finished with the socket.
 
-        ``wrap`` wraps the server's end of the socket (e.g. in a
-        :class:`GatedTransport` to simulate a slow network)."""
+        ``wire="memory"`` passes frames as Python objects; ``wire="websocket"`` runs the
+        fast engine's own transport over real WebSocket framing in memory
+        (:func:`~tac_actors.testing.wire.fast_transport_pair`). ``wrap`` wraps the
+        server's end of the socket (e.g. in a :class:`GatedTransport` to simulate a slow
+        network)."""
         server_end: Transport
-        server_end, client_end = memory_transport_pair()
+        client_end: Transport
+        if wire == "websocket":
+            server_end, client_end = fast_transport_pair()
+        else:
+            server_end, client_end = memory_transport_pair()
         if wrap is not None:
             server_end = wrap(server_end)
         caller = SimulatedCaller(client_end, **caller_options)

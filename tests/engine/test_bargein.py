@@ -48,8 +48,9 @@ async def frames_after_ack(caller: SimulatedCaller) -> list[Text]:
     return [f for f in caller.received[index:] if isinstance(f, Text)]
 
 
+@pytest.mark.parametrize("wire", ["memory", "websocket"])
 @pytest.mark.parametrize("where", ["memory", "callback", "stream"])
-async def test_barge_in_at_each_await_point(clock: object, where: str) -> None:
+async def test_barge_in_at_each_await_point(clock: object, where: str, wire: str) -> None:
     gate = Gate(where)
     finished: list[bool] = []
     tac = TAC(TACConfig())
@@ -66,7 +67,7 @@ async def test_barge_in_at_each_await_point(clock: object, where: str) -> None:
         gates = {2: gate} if where == "stream" else {}
         return token_stream(["one ", "two ", "three ", "four"], gates=gates, finished=finished)
 
-    async with open_harness(tac) as h, h.call() as caller:
+    async with open_harness(tac) as h, h.call(wire=wire) as caller:  # type: ignore[arg-type]
         await caller.say("first")
         await gate.wait_reached()
         await trio.testing.wait_all_tasks_blocked()
