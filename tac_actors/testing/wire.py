@@ -56,7 +56,7 @@ class WebSocketClientTransport:
                 self._closed = True
             for event in self._proto.events_received():
                 if isinstance(event, Frame) and event.opcode is Opcode.TEXT:
-                    self._messages.append(event.data.decode())
+                    self._messages.append(bytes(event.data).decode())
                 elif isinstance(event, Frame) and event.opcode is Opcode.BINARY:
                     self._messages.append(bytes(event.data))
             await self._flush()  # pongs, the close echo
