@@ -123,21 +123,14 @@ class VoiceOutbox:
         return False
 
     async def deliver(self, turn: int, token: str, *, last: bool) -> None:
-        if self._ended or self._stopping:
-            self.dropped_after_end += 1
+        if self._closed_for():
             await trio.lowlevel.checkpoint()
             return
         self._conn.count_sent()
         text = text_frame(token, last)
         if self._nowait is not None and not self._queue and not self._writer_busy:
             self._write_now(text)
-            # inline of _yield_now_and_then: this is the per-token hot path
-            self._unyielded += 1
-            if self._unyielded < YIELD_EVERY:
-                await trio.lowlevel.checkpoint_if_cancelled()
-            else:
-                self._unyielded = 0
-                await trio.lowlevel.checkpoint()
+            await self._yield_now_and_then()
             return
         self._put(turn, text)
         await self._pace()

@@ -21,6 +21,7 @@ from tac_actors.testing.caller import (
     new_call_sid,
     sign_url,
 )
+from tac_actors.testing.fairness import SchedulePasses, schedule_passes
 from tac_actors.testing.harness import GatedTransport, Harness, open_harness
 from tac_actors.testing.texter import SimulatedTexter, TextReply, WebhookResult, open_texter
 
@@ -31,6 +32,7 @@ __all__ = [
     "Harness",
     "HeardReply",
     "Recorder",
+    "SchedulePasses",
     "SimulatedCaller",
     "SimulatedTexter",
     "TextReply",
@@ -39,6 +41,7 @@ __all__ = [
     "new_call_sid",
     "open_harness",
     "open_texter",
+    "schedule_passes",
     "sign_url",
     "token_stream",
 ]

@@ -10,6 +10,7 @@ import trio.testing
 from tac_actors.actors.gate import NO_TURN
 from tac_actors.channels.voice_outbox import BATCH_FRAMES, YIELD_EVERY, VoiceOutbox
 from tac_actors.protocol.connection import RelayConnection
+from tac_actors.testing.fairness import schedule_passes
 
 
 class StalledTransport:
@@ -121,25 +122,14 @@ async def test_direct_writes_still_yield(autojump_clock: object) -> None:
     """Review C5: a reply whose iterator never awaits froze the loop for 1.6 s."""
     outbox = VoiceOutbox(RelayConnection())
     transport = DirectTransport()
-    ticks = 0
-    done = False
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while not done:
-            ticks += 1
-            await trio.lowlevel.cancel_shielded_checkpoint()
-
     async with trio.open_nursery() as nursery:
         outbox.start(nursery, transport)
-        nursery.start_soon(ticker)
-        await trio.lowlevel.checkpoint()
-        ticks = 0
-        for _ in range(1600):
-            await outbox.deliver(1, "z", last=False)
-        done = True
+        async with schedule_passes() as passes:
+            for _ in range(1600):
+                await outbox.deliver(1, "z", last=False)
+        nursery.cancel_scope.cancel()
     assert len(transport.sent) == 1600
-    assert ticks >= 1600 // YIELD_EVERY - 2
+    assert passes.count >= 1600 // YIELD_EVERY - 2
 
 
 async def test_nothing_is_queued_after_the_socket_is_gone(autojump_clock: object) -> None:

@@ -19,6 +19,7 @@ from websockets.uri import parse_uri
 
 from tac_actors.channels.transport import TransportClosed
 from tac_actors.server.fastws import YIELD_EVERY, FastTransport
+from tac_actors.testing.fairness import schedule_passes
 
 
 class Peer:
@@ -87,24 +88,11 @@ async def test_a_flooding_peer_lets_other_tasks_run() -> None:
         peer.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
         frames = [{"type": "info", "n": i} for i in range(count)]
         peer.send_frames(*frames)
-        ticks = 0
-        done = False
-
-        async def ticker() -> None:
-            nonlocal ticks
-            while not done:
-                ticks += 1
-                await trio.lowlevel.cancel_shielded_checkpoint()
-
         with trio.fail_after(10):
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(ticker)
-                await trio.lowlevel.checkpoint()
-                ticks = 0
+            async with schedule_passes() as passes:
                 for _ in range(count):
                     await transport.receive()
-                done = True
-    assert ticks >= count // YIELD_EVERY - 2, f"only {ticks} passes for {count} frames"
+    assert passes.count >= count // YIELD_EVERY - 2, f"{passes.count} passes, {count} frames"
 
 
 async def test_the_reader_never_waits_on_a_congested_write() -> None:
