@@ -46,7 +46,7 @@ from tac_actors.server.callbacks import ActionCallback, InboundCall
 from tac_actors.server.peers import ForwardedTrust, real_client
 from tac_actors.server.quart_transport import QuartTransport
 from tac_actors.server.splice import PeerMap
-from tac_actors.tac import TAC, _call
+from tac_actors.tac import TAC
 
 __all__ = ["create_app", "mount"]
 
@@ -171,7 +171,7 @@ def mount(app: QuartTrio, tac: TAC, *, url_prefix: str = "") -> QuartTrio:
             url=ws_url, conversation_configuration=config.conversation_configuration_id)
         options = base.merged(tac.twiml_options)
         if tac._twiml is not None:
-            extra = await _call(tac._twiml, call)
+            extra = await tac.run_hook(tac._twiml, call)
             if extra is not None:
                 options = options.merged(extra)
         xml = connect_twiml(options, action_url=_action_url(state, url_prefix))
@@ -208,7 +208,7 @@ def mount(app: QuartTrio, tac: TAC, *, url_prefix: str = "") -> QuartTrio:
                 cell.hang_up("ended")
         xml: str | None = None
         if tac._handoff is not None:
-            xml = await _call(tac._handoff, callback)
+            xml = await tac.run_hook(tac._handoff, callback)
         return Response(xml or hangup_twiml(), mimetype=XML)
 
     if config.orchestrator_enabled:
