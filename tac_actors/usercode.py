@@ -26,9 +26,8 @@ from __future__ import annotations
 
 import enum
 import inspect
-from collections.abc import Callable
 import math
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import trio
@@ -134,7 +133,7 @@ def kind_of(fn: Callable[..., Any]) -> Kind:
     """What calling ``fn`` gives: decided once, when a hook or tool is registered."""
     if getattr(fn, "__tac_trio_native__", False):
         return Kind.NATIVE
-    call = getattr(type(fn), "__call__", None) if not inspect.isroutine(fn) else None
+    call = None if inspect.isroutine(fn) else getattr(type(fn), "__call__", None)  # noqa: B004
     for candidate in (fn, call):
         if candidate is None:
             continue
@@ -193,7 +192,7 @@ async def call_hook(hook: Hook, bridge: AsyncioBridge | None,
         raise
 
 
-async def call_tool(fn: Callable[..., Any], name: str, args: tuple[Any, ...],
+async def call_tool(fn: Callable[..., Any], name: str, args: Sequence[Any],
                     kwargs: dict[str, Any]) -> Any:
     """Call a tool function in this run's mode (see :func:`current_bridge`); errors that
     come from the wrong event loop are translated as for hooks."""
@@ -219,7 +218,7 @@ async def call_tool(fn: Callable[..., Any], name: str, args: tuple[Any, ...],
         raise
 
 
-async def _kwcall(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+async def _kwcall(fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]
                   ) -> Any:
     return await fn(*args, **kwargs)
 
@@ -228,7 +227,7 @@ def _call_sync(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
     return fn(*args)
 
 
-def _call_sync_kw(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+def _call_sync_kw(fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]
                   ) -> Any:
     return fn(*args, **kwargs)
 
@@ -274,7 +273,7 @@ class _Translating:
 
 _ASYNCIO_SYMPTOMS = ("no running event loop", "no current event loop",
                      "unrecognized yield message")
-_TRIO_SYMPTOMS = ("must be called from async context",)
+_TRIO_SYMPTOMS = ("must be called from async context", "Task got bad yield")
 
 
 def _reraise(exc: Exception, name: str, *, asyncio_mode: bool) -> None:

@@ -29,13 +29,13 @@ from tac_actors.session import ConversationSession
 from tac_actors.tools.arguments import ArgumentError, CallPlan
 from tac_actors.tools.docstrings import parse_docstring
 from tac_actors.tools.results import ToolResult, render_content
-from tac_actors.usercode import call_tool
 from tac_actors.tools.schema import (
     function_parameters,
     parameters_schema,
     resolve_type_hints,
     split_annotated,
 )
+from tac_actors.usercode import call_tool
 
 __all__ = ["FunctionTool", "create_tool", "function_tool"]
 
