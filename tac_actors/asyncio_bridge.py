@@ -25,9 +25,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import trio
 
@@ -64,12 +64,14 @@ class AsyncioCallbackError(RuntimeError):
     code in asyncio mode). The message says which switch to flip."""
 
 
-async def _await(awaitable: Awaitable[T]) -> T:
-    return await awaitable
+def _same(awaitable: Awaitable[T]) -> Awaitable[T]:
+    return awaitable
 
 
-async def _invoke(fn: Callable[..., Awaitable[T]], args: tuple[Any, ...]) -> T:
-    # called inside the loop, so code before the first await sees a running loop too
+async def _entered(pending: _Pending[T], fn: Callable[..., Awaitable[T]], args: Sequence[Any]
+                   ) -> T:
+    # fn is called inside the loop, so code before its first await sees a running loop
+    pending.started = True
     return await fn(*args)
 
 
@@ -113,78 +115,147 @@ class AsyncioBridge:
     async def run(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         """``await fn(*args)`` as an asyncio task; ``fn`` itself is called on the loop.
         Returns its result or raises its exception. See the module for cancellation."""
-        return await self._run_task(_invoke, fn, args)
+        return await self._finish(self._start(fn, args))
 
     async def wait(self, awaitable: Awaitable[T]) -> T:
         """Await an asyncio awaitable (e.g. a coroutine object) as an asyncio task."""
-        return await self._run_task(_await, awaitable)
+        return await self._finish(self._start(_same, (awaitable,)))
 
     def iterate(self, iterable: Any) -> AsyncioIterator:
         """A trio async iterator over an asyncio async iterable: each item is fetched by
         an asyncio task; closing it closes the asyncio one on its loop."""
         return AsyncioIterator(self, iterable)
 
-    async def _run_task(self, start: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
-        token = trio.lowlevel.current_trio_token()
-        done = trio.Event()
-        holder: list[asyncio.Task[T]] = []
-
-        def wake(_: object) -> None:
-            try:
-                token.run_sync_soon(done.set)
-            except trio.RunFinishedError:  # pragma: no cover - the trio run is gone
-                pass
+    def _start(self, fn: Callable[..., Awaitable[T]], args: Sequence[Any]) -> _Pending[T]:
+        """Create the task on the loop (from trio); the trio side waits with _finish."""
+        pending: _Pending[T] = _Pending(trio.lowlevel.current_trio_token(), self.loop)
 
         def create() -> None:
-            task = self.loop.create_task(start(*args))
-            holder.append(task)
-            task.add_done_callback(wake)
+            pending.task = self.loop.create_task(_entered(pending, fn, args))
+            pending.task.add_done_callback(pending.wake)
 
         self.loop.call_soon_threadsafe(create)
+        return pending
+
+    async def _finish(self, pending: _Pending[T]) -> T:
         try:
-            await done.wait()
+            await pending.done.wait()
         except trio.Cancelled:
-            # create() ran before this callback: the loop runs callbacks in order
-            self.loop.call_soon_threadsafe(lambda: holder[0].cancel())
-            with trio.CancelScope(shield=True):
-                with trio.move_on_after(CANCEL_GRACE):
-                    await done.wait()
-            if not done.is_set():
-                log.warning("an asyncio task ignored its cancellation for %.0f s; abandoned",
-                            CANCEL_GRACE)
+            await self._cancel(pending)
             raise
-        task = holder[0]
+        return pending.result()
+
+    async def _cancel(self, pending: _Pending[Any]) -> None:
+        """Cancel the task and wait (shielded, at most CANCEL_GRACE) until it has ended."""
+        # create() ran before this callback: the loop runs callbacks in order
+        self.loop.call_soon_threadsafe(pending.cancel)
+        with trio.CancelScope(shield=True):
+            with trio.move_on_after(CANCEL_GRACE):
+                await pending.done.wait()
+        if not pending.done.is_set():
+            log.warning("an asyncio task ignored its cancellation for %.0f s; abandoned",
+                        CANCEL_GRACE)
+
+
+class _Pending(Generic[T]):
+    """One asyncio task started for trio: ``done`` is set (on trio) when it has ended."""
+
+    __slots__ = ("done", "loop", "started", "task", "token")
+
+    def __init__(self, token: trio.lowlevel.TrioToken, loop: asyncio.AbstractEventLoop
+                 ) -> None:
+        self.token = token
+        self.loop = loop
+        self.done = trio.Event()
+        self.task: asyncio.Task[T] | None = None
+        self.started = False
+
+    def wake(self, _: object) -> None:
+        try:
+            self.token.run_sync_soon(self.done.set)
+        except trio.RunFinishedError:  # pragma: no cover - the trio run is gone
+            pass
+
+    def cancel(self) -> None:  # on the loop
+        task = self.task
+        if task is None or task.done():
+            return
+        if not self.started:
+            # let the task take its first step, so the cancellation lands where the code
+            # waits (inside an async generator's __anext__, not before it)
+            self.loop.call_soon(self.cancel)
+            return
+        task.cancel()
+
+    def result(self) -> T:
+        task = self.task
+        assert task is not None and task.done()
         if task.cancelled():
             raise RuntimeError("the asyncio task was cancelled from the asyncio side")
         return task.result()
 
+    def discard(self) -> None:
+        """Mark an ended task's outcome as seen (no "never retrieved" warning)."""
+        task = self.task
+        if task is not None and task.done() and not task.cancelled():
+            task.exception()
+
 
 class AsyncioIterator:
-    """Trio-side view of an asyncio async iterator (see :meth:`AsyncioBridge.iterate`)."""
+    """Trio-side view of an asyncio async iterator (see :meth:`AsyncioBridge.iterate`).
+
+    It fetches one item ahead: as soon as an item is handed over, the next ``__anext__``
+    starts on the loop. So the asyncio generator is parked at an ``await`` (not at a
+    ``yield``) whenever the consumer stops, and a cancellation (barge-in) reaches it as
+    ``CancelledError`` where it waits, e.g. inside the OpenAI Agents SDK's
+    ``stream_events()``, which then cancels its run. An item fetched ahead and never
+    asked for is dropped. Closing cancels the fetch in flight, then closes the iterator.
+    """
 
     def __init__(self, bridge: AsyncioBridge, iterable: Any) -> None:
         self._bridge = bridge
         self._iterable = iterable
         self._iterator: Any = None
+        self._ahead: _Pending[Any] | None = None
+        self._finished = False
 
     def __aiter__(self) -> AsyncioIterator:
         return self
 
     async def __anext__(self) -> Any:
+        if self._finished:
+            raise StopAsyncIteration
         if self._iterator is None:
             self._iterator = self._iterable.__aiter__()
-        return await self._bridge.run(self._iterator.__anext__)
+        pending = self._ahead or self._bridge._start(self._iterator.__anext__, ())
+        self._ahead = None
+        try:
+            value = await self._bridge._finish(pending)
+        except BaseException:
+            self._finished = True
+            raise
+        self._ahead = self._bridge._start(self._iterator.__anext__, ())
+        return value
 
     async def aclose(self) -> None:
-        """Close the asyncio iterator on its loop (bounded by :data:`CANCEL_GRACE` when
-        the caller is being cancelled)."""
+        """Cancel the fetch in flight, then close the asyncio iterator on its loop (each
+        bounded by :data:`CANCEL_GRACE`, shielded)."""
+        self._finished = True
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            if not ahead.done.is_set():
+                await self._bridge._cancel(ahead)
+            ahead.discard()
         iterator = self._iterator if self._iterator is not None else self._iterable
         aclose = getattr(iterator, "aclose", None)
         if aclose is None:
             await trio.lowlevel.checkpoint()
             return
         with trio.CancelScope(shield=True), trio.move_on_after(CANCEL_GRACE):
-            await self._bridge.run(aclose)
+            try:
+                await self._bridge.run(aclose)
+            except RuntimeError:  # still running: its fetch ignored the cancellation
+                log.warning("an asyncio iterator could not be closed", exc_info=True)
 
 
 def _stop(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:

@@ -13,9 +13,9 @@
   must not call trio APIs directly (use ``trio.from_thread.run_sync``). If it returns an
   awaitable or an async iterator, that is awaited/iterated in the current mode.
 
-Under :class:`trio.testing.MockClock` (the test kit's fake clock), virtual time stands still
-while code runs outside trio (a worker thread, an asyncio task): the clock cannot see
-that work, and would otherwise jump straight to the next deadline (a turn timeout).
+Under :class:`trio.testing.MockClock` (the test kit's fake clock), the run is not idle
+while app code runs outside trio (a worker thread, an asyncio task): the clock does not
+jump to the next deadline meanwhile, and ``wait_all_tasks_blocked`` waits for that code.
 
 A callback that needs the other event loop never fails quietly: the error is an
 :class:`~tac_actors.asyncio_bridge.AsyncioCallbackError` naming the switch to flip (and it
@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import enum
 import inspect
-import math
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import Any, TypeVar
 
+import outcome
 import trio
 from trio.testing import MockClock
 
@@ -68,38 +69,32 @@ def trio_native(fn: F) -> F:
     return fn
 
 
-_HOLDS: trio.lowlevel.RunVar[list[float]] = trio.lowlevel.RunVar("tac_actors_clock_holds")
+async def _outside(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """``await fn(*args)``, where ``fn`` waits for work outside trio (a thread, an asyncio
+    task). Under :class:`~trio.testing.MockClock` the waiting task keeps checkpointing
+    until the work is done, so the run is not idle meanwhile: the clock does not jump to
+    the next deadline and ``wait_all_tasks_blocked`` waits for the work, which keeps
+    tests deterministic. Otherwise it simply awaits."""
+    if not isinstance(trio.lowlevel.current_clock(), MockClock):
+        return await fn(*args)
+    box: list[outcome.Outcome[T]] = []
 
+    async def work() -> None:
+        box.append(await outcome.acapture(fn, *args))
 
-class _ClockHold:
-    """While held, a MockClock does not autojump (nested holds count)."""
-
-    __slots__ = ("_clock",)
-
-    def __enter__(self) -> None:
-        clock = trio.lowlevel.current_clock()
-        if not isinstance(clock, MockClock):
-            self._clock = None
-            return
-        self._clock = clock
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(work)
         try:
-            holds = _HOLDS.get()
-        except LookupError:
-            holds = []
-            _HOLDS.set(holds)
-        if not holds:
-            holds.append(clock.autojump_threshold)
-            clock.autojump_threshold = math.inf
-        else:
-            holds.append(math.inf)
-
-    def __exit__(self, *exc_info: object) -> None:
-        clock = self._clock
-        if clock is None:
-            return
-        saved = _HOLDS.get().pop()
-        if not _HOLDS.get():
-            clock.autojump_threshold = saved
+            while not box:
+                await trio.lowlevel.checkpoint()
+        except trio.Cancelled:
+            # the work is being cancelled too (it may wait for the other side to stop):
+            # stay busy until it has
+            with trio.CancelScope(shield=True):
+                while not box:
+                    await trio.lowlevel.checkpoint()
+            raise
+    return box[0].unwrap()
 
 
 async def in_thread(fn: Callable[..., T], *args: Any,
@@ -107,19 +102,17 @@ async def in_thread(fn: Callable[..., T], *args: Any,
     """``fn(*args)`` in a worker thread under ``limiter`` (default
     :func:`current_limiter`); cancellation abandons the thread (its result is
     discarded)."""
-    with _ClockHold():
-        return await trio.to_thread.run_sync(fn, *args, limiter=limiter or current_limiter(),
-                                             abandon_on_cancel=True)
+    return await _outside(partial(trio.to_thread.run_sync, fn, *args,
+                                  limiter=limiter or current_limiter(),
+                                  abandon_on_cancel=True))
 
 
 async def on_asyncio(bridge: AsyncioBridge, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
-    with _ClockHold():
-        return await bridge.run(fn, *args)
+    return await _outside(bridge.run, fn, *args)
 
 
 async def on_asyncio_wait(bridge: AsyncioBridge, awaitable: Awaitable[T]) -> T:
-    with _ClockHold():
-        return await bridge.wait(awaitable)
+    return await _outside(bridge.wait, awaitable)
 
 
 class Kind(enum.Enum):
@@ -253,8 +246,7 @@ class _Translating:
             self._iterator = self._inner.__aiter__()
         try:
             if self._hold:
-                with _ClockHold():
-                    return await self._iterator.__anext__()
+                return await _outside(self._iterator.__anext__)
             return await self._iterator.__anext__()
         except StopAsyncIteration:
             raise

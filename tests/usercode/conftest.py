@@ -9,8 +9,8 @@ import trio.testing
 
 @pytest.fixture
 def clock() -> trio.testing.MockClock:
-    """Deadlines pass in no real time while trio is idle; the clock stands still while
-    app code runs in a thread or on asyncio (see tac_actors.usercode)."""
+    """Deadlines pass in no real time while trio is idle; app code running in a thread or
+    on asyncio keeps the run busy (see tac_actors.usercode)."""
     return trio.testing.MockClock(autojump_threshold=0)
 
 

@@ -88,7 +88,7 @@ async def test_coroutine_returning_an_asyncio_iterator_streams(clock: object) ->
 async def test_every_hook_runs_on_the_loop(clock: object, signal: Callable[[], Signal]) -> None:
     tac = TAC(TACConfig(), asyncio=True)
     seen: list[str] = []
-    ended = signal()
+    ended, errored = signal(), signal()
 
     async def mark(name: str) -> None:
         await asyncio.sleep(0)
@@ -114,6 +114,7 @@ async def test_every_hook_runs_on_the_loop(clock: object, signal: Callable[[], S
     @tac.on_error
     async def error(exc: BaseException, context: Any) -> None:
         await mark("error")
+        errored.fire()
 
     @tac.on_conversation_ended
     async def end(session: Any) -> None:
@@ -129,6 +130,8 @@ async def test_every_hook_runs_on_the_loop(clock: object, signal: Callable[[], S
         await caller.read_reply()
         await caller.say("fail")
         await caller.read_reply()
+        with trio.fail_after(30):
+            await errored.wait()
         await caller.hang_up()
         with trio.fail_after(30):
             await ended.wait()
