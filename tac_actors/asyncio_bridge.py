@@ -23,12 +23,14 @@ abandoned, with a warning).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Generic, TypeVar
 
+import sniffio
 import trio
 
 __all__ = [
@@ -36,12 +38,15 @@ __all__ = [
     "AsyncioBridge",
     "AsyncioCallbackError",
     "current_bridge",
+    "run_on_trio",
     "set_current_bridge",
+    "trio_side",
 ]
 
 log = logging.getLogger("tac_actors")
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 #: seconds a cancelled asyncio task gets to finish before the trio side gives up on it
 CANCEL_GRACE = 5.0
@@ -57,6 +62,36 @@ def current_bridge() -> AsyncioBridge | None:
 
 def set_current_bridge(bridge: AsyncioBridge | None) -> None:
     _CURRENT.set(bridge)
+
+
+#: the trio run each bridged asyncio loop belongs to (for calls back into trio)
+_TOKENS: dict[asyncio.AbstractEventLoop, trio.lowlevel.TrioToken] = {}
+
+
+async def run_on_trio(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """From asyncio code on a bridged loop: ``await fn(*args)`` in the engine's trio run
+    and return its result (raises :class:`RuntimeError` on a loop that is not bridged).
+    The asyncio caller waits in an executor thread; if it is cancelled, the trio call
+    still runs to its end."""
+    loop = asyncio.get_running_loop()
+    token = _TOKENS.get(loop)
+    if token is None:
+        raise RuntimeError("this asyncio loop is not bridged to a tac_actors engine")
+    return await loop.run_in_executor(
+        None, lambda: trio.from_thread.run(fn, *args, trio_token=token))
+
+
+def trio_side(method: F) -> F:
+    """Decorate an ``async def`` of the engine so asyncio callers can await it too: on a
+    bridged asyncio loop it is run on trio through :func:`run_on_trio`; under trio it
+    is called directly."""
+    @functools.wraps(method)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if sniffio.current_async_library() == "asyncio":
+            return await run_on_trio(functools.partial(method, *args, **kwargs))
+        return await method(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 class AsyncioCallbackError(RuntimeError):
@@ -81,8 +116,14 @@ class AsyncioBridge:
     Methods are called from trio (any task of the run that opened the bridge).
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop,
+                 token: trio.lowlevel.TrioToken | None = None) -> None:
         self.loop = loop
+        _TOKENS[loop] = token or trio.lowlevel.current_trio_token()
+
+    def close(self) -> None:
+        """Forget the loop (calls back into trio from it fail from now on)."""
+        _TOKENS.pop(self.loop, None)
 
     @classmethod
     @asynccontextmanager
@@ -104,6 +145,7 @@ class AsyncioBridge:
         try:
             yield bridge
         finally:
+            bridge.close()
             with trio.CancelScope(shield=True):
                 await trio.to_thread.run_sync(_stop, loop, thread)
 
