@@ -105,7 +105,8 @@ def _url(*, websocket_route: bool = False) -> str:
     """The URL Twilio requested, rebuilt behind proxies (see :func:`public_url`)."""
     conn: Any = websocket if websocket_route else request
     query = conn.query_string.decode("latin-1")
-    path = conn.path + (f"?{query}" if query else "")
+    root = (conn.root_path or "").rstrip("/")  # mounted under a prefix
+    path = root + conn.path + (f"?{query}" if query else "")
     state: _State = current_app.extensions["tac_actors"]
     return public_url(scheme=conn.scheme, host=conn.host, path_and_query=path,
                       headers=dict(conn.headers),
@@ -116,6 +117,8 @@ def _url(*, websocket_route: bool = False) -> str:
 
 def _public_base(path: str, *, websocket_route: bool) -> str:
     state: _State = current_app.extensions["tac_actors"]
+    # mounted under a prefix (e.g. FastAPI's app.mount("/tac", ...)): keep it in the URL
+    path = (request.root_path or "").rstrip("/") + path
     return public_url(scheme=request.scheme, host=request.host, path_and_query=path,
                       headers=dict(request.headers),
                       public_domain=state.tac.config.voice_public_domain,
