@@ -30,14 +30,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Generic, TypeVar
 
+import outcome
 import sniffio
 import trio
+from trio.testing import MockClock
 
 __all__ = [
     "CANCEL_GRACE",
     "AsyncioBridge",
     "AsyncioCallbackError",
     "current_bridge",
+    "outside_trio",
     "run_on_trio",
     "set_current_bridge",
     "trio_side",
@@ -94,6 +97,34 @@ def trio_side(method: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+async def outside_trio(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """``await fn(*args)``, where ``fn`` waits for work outside trio (a thread, an asyncio
+    task). Under :class:`~trio.testing.MockClock` the waiting task keeps checkpointing
+    until the work is done, so the run is not idle meanwhile: the clock does not jump to
+    the next deadline and ``wait_all_tasks_blocked`` waits for the work, which keeps
+    tests deterministic. Otherwise it simply awaits."""
+    if not isinstance(trio.lowlevel.current_clock(), MockClock):
+        return await fn(*args)
+    box: list[outcome.Outcome[T]] = []
+
+    async def work() -> None:
+        box.append(await outcome.acapture(fn, *args))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(work)
+        try:
+            while not box:
+                await trio.lowlevel.checkpoint()
+        except trio.Cancelled:
+            # the work is being cancelled too (it may wait for the other side to stop):
+            # stay busy until it has
+            with trio.CancelScope(shield=True):
+                while not box:
+                    await trio.lowlevel.checkpoint()
+            raise
+    return box[0].unwrap()
+
+
 class AsyncioCallbackError(RuntimeError):
     """App code needed an event loop it did not get (asyncio code in trio mode, or trio
     code in asyncio mode). The message says which switch to flip."""
@@ -140,14 +171,14 @@ class AsyncioBridge:
 
         thread = threading.Thread(target=run, name="tac-asyncio", daemon=True)
         thread.start()
-        await trio.to_thread.run_sync(started.wait)
+        await outside_trio(trio.to_thread.run_sync, started.wait)
         bridge = cls(loop)
         try:
             yield bridge
         finally:
             bridge.close()
             with trio.CancelScope(shield=True):
-                await trio.to_thread.run_sync(_stop, loop, thread)
+                await outside_trio(trio.to_thread.run_sync, _stop, loop, thread)
 
     @classmethod
     def on_host(cls, loop: asyncio.AbstractEventLoop | None = None) -> AsyncioBridge:
@@ -184,6 +215,7 @@ class AsyncioBridge:
             await pending.done.wait()
         except trio.Cancelled:
             await self._cancel(pending)
+            pending.discard()
             raise
         return pending.result()
 

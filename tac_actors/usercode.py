@@ -30,11 +30,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
-import outcome
 import trio
-from trio.testing import MockClock
 
-from tac_actors.asyncio_bridge import AsyncioBridge, AsyncioCallbackError, current_bridge
+from tac_actors.asyncio_bridge import (
+    AsyncioBridge,
+    AsyncioCallbackError,
+    current_bridge,
+)
+from tac_actors.asyncio_bridge import outside_trio as _outside
 
 __all__ = ["Hook", "Kind", "call_hook", "call_tool", "current_limiter", "in_thread",
            "kind_of", "on_asyncio", "set_current_limiter", "trio_native"]
@@ -67,34 +70,6 @@ def trio_native(fn: F) -> F:
     tools carry this mark."""
     fn.__tac_trio_native__ = True  # type: ignore[attr-defined]
     return fn
-
-
-async def _outside(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
-    """``await fn(*args)``, where ``fn`` waits for work outside trio (a thread, an asyncio
-    task). Under :class:`~trio.testing.MockClock` the waiting task keeps checkpointing
-    until the work is done, so the run is not idle meanwhile: the clock does not jump to
-    the next deadline and ``wait_all_tasks_blocked`` waits for the work, which keeps
-    tests deterministic. Otherwise it simply awaits."""
-    if not isinstance(trio.lowlevel.current_clock(), MockClock):
-        return await fn(*args)
-    box: list[outcome.Outcome[T]] = []
-
-    async def work() -> None:
-        box.append(await outcome.acapture(fn, *args))
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(work)
-        try:
-            while not box:
-                await trio.lowlevel.checkpoint()
-        except trio.Cancelled:
-            # the work is being cancelled too (it may wait for the other side to stop):
-            # stay busy until it has
-            with trio.CancelScope(shield=True):
-                while not box:
-                    await trio.lowlevel.checkpoint()
-            raise
-    return box[0].unwrap()
 
 
 async def in_thread(fn: Callable[..., T], *args: Any,

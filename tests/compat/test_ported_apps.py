@@ -75,15 +75,15 @@ async def test_ported_app_answers_an_sms() -> None:
     clients: list[Any] = []
     with trio.fail_after(30):
         async with open_fake_openai([text("Hi Ada!")]) as fake:
-            emu = Emulator(seed=EXAMPLE_SEED)
-            config = emu.tac_config(conversation_configuration_id="conv_configuration_example")
-            tac, seen = build(config, sdk_runner(fake, clients))
-            async with Runtime.open(tac, transport=emu.transport()) as runtime:
-                assert runtime.messaging is not None
-                texter = SimulatedTexter(emu, runtime.messaging, channel="sms")
-                assert (await texter.send("hello")).status == 200
-                assert (await texter.read_reply()).text == "Hi Ada!"
-                await runtime.shutdown()
+            with Emulator(seed=EXAMPLE_SEED) as emu:
+                config = emu.tac_config(conversation_configuration_id="conv_configuration_example")
+                tac, seen = build(config, sdk_runner(fake, clients))
+                async with Runtime.open(tac, transport=emu.transport()) as runtime:
+                    assert runtime.messaging is not None
+                    texter = SimulatedTexter(emu, runtime.messaging, channel="sms")
+                    assert (await texter.send("hello")).status == 200
+                    assert (await texter.read_reply()).text == "Hi Ada!"
+                    await runtime.shutdown()
     assert seen["channels"] == ["SMS"]
 
 

@@ -126,20 +126,21 @@ async def test_runner_run_streamed_streams_and_barge_in_cancels_it() -> None:
 async def test_the_same_agent_answers_an_sms() -> None:
     with trio.fail_after(30):
         async with open_fake_openai([text("Hi Ada, ", "how can I help?")]) as fake:
-            emu = Emulator(seed=EXAMPLE_SEED)
-            tac = TAC(emu.tac_config(conversation_configuration_id="conv_configuration_example"),
-                      memory_mode="never", asyncio=True)
-            agent = make_agent(fake)
+            with Emulator(seed=EXAMPLE_SEED) as emu:
+                config = emu.tac_config(
+                    conversation_configuration_id="conv_configuration_example")
+                tac = TAC(config, memory_mode="never", asyncio=True)
+                agent = make_agent(fake)
 
-            @tac.on_message_ready
-            async def reply(message: str, session: Any, memory: Any) -> str:
-                result = await Runner.run(agent, message)
-                return str(result.final_output)
+                @tac.on_message_ready
+                async def reply(message: str, session: Any, memory: Any) -> str:
+                    result = await Runner.run(agent, message)
+                    return str(result.final_output)
 
-            async with Runtime.open(tac, transport=emu.transport()) as runtime:
-                assert runtime.messaging is not None
-                texter = SimulatedTexter(emu, runtime.messaging, channel="sms")
-                assert (await texter.send("hello")).status == 200
-                assert (await texter.read_reply()).text == "Hi Ada, how can I help?"
-                await close_clients(tac)
-                await runtime.shutdown()
+                async with Runtime.open(tac, transport=emu.transport()) as runtime:
+                    assert runtime.messaging is not None
+                    texter = SimulatedTexter(emu, runtime.messaging, channel="sms")
+                    assert (await texter.send("hello")).status == 200
+                    assert (await texter.read_reply()).text == "Hi Ada, how can I help?"
+                    await close_clients(tac)
+                    await runtime.shutdown()
