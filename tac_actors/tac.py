@@ -152,8 +152,12 @@ class TAC:
 
     async def retrieve_memory(self, session: ConversationSession, query: str | None = None
                               ) -> TACMemoryResponse:
-        """Memory for ``session`` (empty in ConversationRelay-only mode). Never raises for a
-        service failure: it falls back as documented on the memory provider."""
+        """Memory for ``session``, looked up now with ``query`` whatever ``memory_mode``
+        (empty in ConversationRelay-only mode). Never raises for a service failure: it
+        falls back as documented on the memory provider."""
+        fetch = getattr(self.memory_provider, "fetch", None)
+        if fetch is not None:
+            return await fetch(session, query)  # type: ignore[no-any-return]
         return await self.memory_provider.retrieve(session, query)
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from tac_actors import tac as native
 from tac_actors.actors import ErrorContext, Interruption
+from tac_actors.asyncio_bridge import trio_side
 from tac_actors.compat._views import InterruptMessage, MemoryView, SessionView, error_dict
 from tac_actors.config import TACConfig
 from tac_actors.memory import TACMemoryResponse
@@ -65,9 +66,11 @@ class TAC(native.TAC):
         super().on_error(_adapt(fn, _error_args))
         return fn
 
+    @trio_side
     async def retrieve_memory(self, session: Any, query: str | None = None,
                               conversation_id: str | None = None) -> Any:
-        """Memory for ``session`` (a list-shaped view, see :class:`MemoryView`)."""
+        """Memory for ``session`` (a list-shaped view, see :class:`MemoryView`), whatever
+        the memory mode; awaitable from asyncio and trio code."""
         native_session = session.native if isinstance(session, SessionView) else session
         return MemoryView(await super().retrieve_memory(native_session, query))
 

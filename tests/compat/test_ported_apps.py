@@ -100,3 +100,27 @@ def test_masking_and_server_config() -> None:
     with pytest.raises(ValueError, match="TWILIO_SERVER_PORT"):
         TACServerConfig.from_env({"TWILIO_SERVER_PORT": "x"})
     assert MemoryPromptBuilder.compose("Be brief.") == "Be brief."
+
+
+async def test_ported_memory_app_puts_memory_in_the_prompt() -> None:
+    from tests.compat.ported_memory_app import build as build_memory_app
+
+    with trio.fail_after(30):
+        async with open_fake_openai([text("Sure, Ada: refunds take 5 business days.")]) as fake:
+            with Emulator(seed=EXAMPLE_SEED) as emu:
+                config = emu.tac_config(
+                    conversation_configuration_id="conv_configuration_example")
+                tac = build_memory_app(config, fake.url)
+                async with Runtime.open(tac, transport=emu.transport()) as runtime:
+                    assert runtime.messaging is not None
+                    texter = SimulatedTexter(emu, runtime.messaging, channel="sms")
+                    assert (await texter.send("how long do refunds take?")).status == 200
+                    reply = await texter.read_reply()
+                    await runtime.shutdown()
+    assert reply.text == "Sure, Ada: refunds take 5 business days."
+    [request] = fake.requests
+    assert request.get("stream") is None  # whole Chat Completions
+    system = request["messages"][0]
+    assert system["role"] == "system" and system["content"].startswith("You are a support")
+    assert "Prefers to be contacted by text message" in system["content"]  # an observation
+    assert "Ada" in system["content"]  # the profile's Contact traits
