@@ -54,14 +54,20 @@ class TACFastAPIServer:
                                       voice_twiml_path=self.config.twiml_path)
         self.app = app
 
+        if app is not None:
+            from tac_actors.asgi import asgi
+
+            self.asgi = asgi(tac)
+            # your routes first; ours answer whatever they do not
+            app.router.on_startup.append(self.asgi.start)
+            app.router.on_shutdown.append(self.asgi.aclose)
+            app.mount("/", self.asgi)
+
     def start(self) -> None:
         """Serve until interrupted (blocks)."""
         if self.app is not None:
             import uvicorn
 
-            from tac_actors.asgi import asgi
-
-            self.app.mount("/", asgi(self.tac))
             uvicorn.run(self.app, host=self.config.host, port=self.config.port)
             return
         from tac_actors.server import serve

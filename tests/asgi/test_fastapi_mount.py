@@ -120,3 +120,30 @@ async def test_a_call_through_fastapi_and_uvicorn() -> None:
                 assert (await caller.read_reply()).text == "you said again"
     # asyncio callbacks ran on uvicorn's thread (the host loop), not a private one
     assert loops and all(name != "tac-asyncio" for name in loops)
+
+
+async def test_compat_server_mounts_into_your_fastapi_app() -> None:
+    from tac_actors.compat import TAC as CompatTAC
+    from tac_actors.compat.server import TACFastAPIServer
+
+    tac = CompatTAC(TACConfig())
+
+    async def on_message(message: str, context: Any, memory: Any) -> str:
+        await asyncio.sleep(0)
+        return f"{context.channel}: {message}"
+
+    tac.on_message_ready(on_message)
+    app = fastapi.FastAPI()
+
+    @app.get("/mine")
+    async def mine() -> dict[str, bool]:
+        return {"mine": True}
+
+    server = TACFastAPIServer(tac, app=app)
+    with trio.fail_after(30):
+        async with Served(server.app) as host, httpx.AsyncClient() as http:
+            assert (await http.get(f"http://{host}/mine")).json() == {"mine": True}
+            assert (await http.get(f"http://{host}/health")).json()["status"] == "ok"
+            async with connect_caller(f"ws://{host}/ws") as caller:
+                await caller.say("hi")
+                assert (await caller.read_reply()).text == "VOICE: hi"

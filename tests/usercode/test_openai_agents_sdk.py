@@ -144,3 +144,28 @@ async def test_the_same_agent_answers_an_sms() -> None:
                     assert (await texter.read_reply()).text == "Hi Ada, how can I help?"
                     await close_clients(tac)
                     await runtime.shutdown()
+
+
+async def test_async_openai_client_streams_in_a_callback() -> None:
+    """The vendor SDK directly: ``AsyncOpenAI`` chat streaming, tokens yielded as they
+    come."""
+    with trio.fail_after(30):
+        async with open_fake_openai([text("Hello ", "from ", "the stream.")]) as fake:
+            client = openai.AsyncOpenAI(base_url=fake.url, api_key="k", max_retries=0)
+            CLIENTS.append(client)
+            tac = TAC(TACConfig(), asyncio=True)
+
+            @tac.on_message_ready
+            async def reply(message: str, session: Any, memory: Any) -> AsyncIterator[str]:
+                stream = await client.chat.completions.create(
+                    model="gpt-test", stream=True,
+                    messages=[{"role": "user", "content": message}])
+                async for chunk in stream:
+                    if chunk.choices and chunk.choices[0].delta.content:
+                        yield chunk.choices[0].delta.content
+
+            async with open_harness(tac) as h, h.call() as caller:
+                await caller.say("hi")
+                heard = await caller.read_reply()
+                assert heard.tokens[:3] == ("Hello ", "from ", "the stream.")
+                await close_clients(tac)
