@@ -172,6 +172,16 @@ class HTTPConfig:
         return cls(**values)  # type: ignore[arg-type]
 
 
+def _flag(name: str, raw: str | None) -> bool:
+    if raw is None:
+        return False
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be 1/0, true/false, yes/no or on/off, got {raw!r}")
+
+
 def _secret() -> str | None:
     return attrs.field(default=None, repr=lambda v: "***" if v else "None")  # type: ignore[no-any-return]
 
@@ -216,8 +226,16 @@ class TACConfig:
     validate_signatures: bool = True
     #: HTTP limits and trusted proxies
     http: HTTPConfig = HTTPConfig()
+    #: run async callbacks and tools on asyncio (``TAC_ASYNCIO=1``): see
+    #: :mod:`tac_actors.usercode`
+    asyncio: bool = False
+    #: most sync callbacks and tools running at once in worker threads
+    #: (``TAC_WORKER_THREADS``)
+    worker_threads: int = 40
 
     def __attrs_post_init__(self) -> None:
+        if self.worker_threads < 1:
+            raise ValueError("worker_threads must be at least 1")
         if self.voice_public_domain is not None:
             domain = self.voice_public_domain.split("://", 1)[-1].rstrip("/")
             object.__setattr__(self, "voice_public_domain", domain or None)
@@ -279,6 +297,8 @@ class TACConfig:
             "voice_action_path": get("TWILIO_VOICE_ACTION_PATH")
             or "/conversation-relay-callback",
             "services_base_url": get("TAC_SERVICES_URL"),
+            "asyncio": _flag("TAC_ASYNCIO", get("TAC_ASYNCIO")),
+            "worker_threads": int(number("TAC_WORKER_THREADS", int, 40)),
             "memory": memory,
             "http": HTTPConfig.from_env(env),
         }

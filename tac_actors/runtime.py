@@ -21,6 +21,7 @@ import trio
 
 from tac_actors._logsafe import excerpt
 from tac_actors.actors import ActorCell, SessionUpdate, Supervisor, SupervisorStatistics
+from tac_actors.asyncio_bridge import AsyncioBridge, set_current_bridge
 from tac_actors.channels.messaging import MessagingChannel
 from tac_actors.channels.outbound import OutboundResult, start_call, start_text_conversation
 from tac_actors.channels.voice import VoiceChannel
@@ -29,6 +30,7 @@ from tac_actors.protocol.twiml import ConversationRelayOptions
 from tac_actors.services import ServiceError, TwilioServices
 from tac_actors.session import AuthorInfo, Channel, ConversationSession
 from tac_actors.tac import TAC
+from tac_actors.usercode import set_current_limiter
 
 __all__ = ["Runtime"]
 
@@ -37,6 +39,26 @@ log = logging.getLogger("tac_actors")
 #: how a voice call finds its Orchestrator conversation: tries, first and largest delay
 LINK_ATTEMPTS = 10
 LINK_DELAYS = (0.25, 1.5)
+
+
+@asynccontextmanager
+async def _user_code(tac: TAC) -> AsyncIterator[None]:
+    """Where app code runs for this run: the worker-thread cap for sync code (callbacks and
+    tools), and in asyncio mode the asyncio loop (a private one in a thread, unless a host
+    loop was given, as :mod:`tac_actors.asgi` does). Tools find both through run-scoped
+    variables."""
+    set_current_limiter(tac.thread_limiter)
+    async with AsyncExitStack() as stack:
+        if tac.config.asyncio and tac.bridge is None:
+            tac.bridge = await stack.enter_async_context(AsyncioBridge.open())
+            stack.callback(setattr, tac, "bridge", None)
+            log.info("asyncio mode: async callbacks and tools run on an asyncio loop")
+        set_current_bridge(tac.bridge if tac.config.asyncio else None)
+        try:
+            yield
+        finally:
+            set_current_bridge(None)
+            set_current_limiter(None)
 
 
 class Runtime:
@@ -86,6 +108,7 @@ class Runtime:
             else:
                 log.info("ConversationRelay-only mode: voice only, empty memory")
             tac.services = services
+            await stack.enter_async_context(_user_code(tac))
             supervisor = await stack.enter_async_context(Supervisor.open(
                 restart_limit=config.restart_limit, shutdown_grace=config.shutdown_grace))
             runtime = cls(tac, supervisor, services)

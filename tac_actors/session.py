@@ -18,6 +18,8 @@ from typing import Any, Literal, Protocol
 
 import attrs
 
+from tac_actors.asyncio_bridge import trio_side
+
 __all__ = [
     "AuthorInfo",
     "Channel",
@@ -137,18 +139,22 @@ class ConversationSession:
         """Bind (or unbind, with ``None``) the live controls. Used by the engine."""
         self._controls = controls
 
+    @trio_side
     async def send(self, text: str) -> None:
         """Send a complete message now (spoken on voice, a text on messaging)."""
         await self.controls.send_text(text)
 
+    @trio_side
     async def play(self, source: str, *, loop: int | None = None) -> None:
         """Voice only: play an audio file (URL) to the caller."""
         await self.controls.play(source, loop=loop)
 
+    @trio_side
     async def send_digits(self, digits: str) -> None:
         """Voice only: send DTMF tones (``0-9 * #`` and ``w`` for a half-second pause)."""
         await self.controls.send_digits(digits)
 
+    @trio_side
     async def set_language(
         self, *, tts_language: str | None = None, transcription_language: str | None = None
     ) -> None:
@@ -157,6 +163,7 @@ class ConversationSession:
             tts_language=tts_language, transcription_language=transcription_language
         )
 
+    @trio_side
     async def end(self, handoff_data: str | None = None) -> None:
         """End the conversation now (voice: an ``end`` frame with ``handoff_data``)."""
         await self.controls.end(handoff_data)

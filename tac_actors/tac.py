@@ -7,20 +7,22 @@ built: services, the supervisor and Orchestrator look-ups start with the server
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import attrs
 import trio
 
 from tac_actors.actors import Digits, ErrorContext, Interruption, PartialUtterance, Utterance
 from tac_actors.actors.agent import Reply
+from tac_actors.asyncio_bridge import AsyncioBridge
 from tac_actors.channels.messaging import MessagingOptions
 from tac_actors.config import TACConfig
 from tac_actors.memory import MemoryProvider, NoMemory, TACMemoryResponse
 from tac_actors.protocol.twiml import ConversationRelayOptions
 from tac_actors.session import ConversationSession
+from tac_actors.usercode import Hook, call_hook
 
 if TYPE_CHECKING:
     from tac_actors.channels.outbound import OutboundResult
@@ -37,14 +39,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_GREETING = "Hello! How can I help you today?"
 
 MessageReady = Callable[[str, ConversationSession, TACMemoryResponse], Any]
-
-
-async def _call(fn: Callable[..., Any], *args: Any) -> Any:
-    """Call a sync or async callback; await the result when it is awaitable."""
-    result = fn(*args)
-    if inspect.isawaitable(result):
-        result = await result
-    return result
 
 
 class TAC:
@@ -69,24 +63,31 @@ class TAC:
     def __init__(self, config: TACConfig | Mapping[str, Any] | None = None, *,
                  twiml_options: ConversationRelayOptions | None = None,
                  memory_mode: str = "once",
-                 messaging: MessagingOptions | None = None) -> None:
+                 messaging: MessagingOptions | None = None,
+                 asyncio: bool | None = None) -> None:
         if config is None:
             config = TACConfig.from_env()
         elif isinstance(config, Mapping):
             config = TACConfig(**config)
+        if asyncio is not None and asyncio != config.asyncio:
+            config = attrs.evolve(config, asyncio=asyncio)
         self.config: TACConfig = config
         #: ``<ConversationRelay>`` attributes for every call (a per-call
         #: :meth:`on_inbound_call` hook may layer more on top)
         self.twiml_options = twiml_options or ConversationRelayOptions(
             welcome_greeting=DEFAULT_GREETING)
-        self._message_ready: MessageReady | None = None
-        self._dtmf: Callable[..., Any] | None = None
-        self._partial: Callable[..., Any] | None = None
-        self._interrupt: Callable[..., Any] | None = None
-        self._ended: Callable[..., Any] | None = None
-        self._error: Callable[..., Any] | None = None
-        self._handoff: Callable[..., Any] | None = None
-        self._twiml: Callable[..., Any] | None = None
+        self._message_ready: Hook | None = None
+        self._dtmf: Hook | None = None
+        self._partial: Hook | None = None
+        self._interrupt: Hook | None = None
+        self._ended: Hook | None = None
+        self._error: Hook | None = None
+        self._handoff: Hook | None = None
+        self._twiml: Hook | None = None
+        #: the asyncio loop async callbacks run on, while an asyncio-mode runtime runs
+        self.bridge: AsyncioBridge | None = None
+        #: caps sync callbacks running in worker threads (``config.worker_threads``)
+        self.thread_limiter = trio.CapacityLimiter(config.worker_threads)
         #: Orchestrator mode: ``"once"`` fetches memory on the first turn of a
         #: conversation and caches it, ``"always"`` on every turn (with the message as the
         #: query), ``"never"`` hands callbacks empty memory (use :meth:`retrieve_memory`)
@@ -103,41 +104,45 @@ class TAC:
     # -- registration --------------------------------------------------------------------
 
     def on_message_ready(self, fn: F) -> F:
-        self._message_ready = fn
+        self._message_ready = Hook(fn, "on_message_ready")
         return fn
 
     def on_dtmf(self, fn: F) -> F:
-        self._dtmf = fn
+        self._dtmf = Hook(fn, "on_dtmf")
         return fn
 
     def on_partial_prompt(self, fn: F) -> F:
-        self._partial = fn
+        self._partial = Hook(fn, "on_partial_prompt")
         return fn
 
     def on_interrupt(self, fn: F) -> F:
-        self._interrupt = fn
+        self._interrupt = Hook(fn, "on_interrupt")
         return fn
 
     def on_conversation_ended(self, fn: F) -> F:
-        self._ended = fn
+        self._ended = Hook(fn, "on_conversation_ended")
         return fn
 
     def on_error(self, fn: F) -> F:
-        self._error = fn
+        self._error = Hook(fn, "on_error")
         return fn
 
     def on_handoff(self, fn: F) -> F:
         """``fn(form) -> str | None``: answer the ConversationRelay action callback.
         ``form`` is a :class:`~tac_actors.server.routes.ActionCallback`; return TwiML,
         or ``None`` for the default (hang up)."""
-        self._handoff = fn
+        self._handoff = Hook(fn, "on_handoff")
         return fn
 
     def on_inbound_call(self, fn: F) -> F:
         """``fn(call) -> ConversationRelayOptions | None``: per-call TwiML options, layered
         over the configured ones."""
-        self._twiml = fn
+        self._twiml = Hook(fn, "on_inbound_call")
         return fn
+
+    async def run_hook(self, hook: Hook, *args: Any) -> Any:
+        """Call a registered callback in this TAC's mode (see :mod:`tac_actors.usercode`)."""
+        return await call_hook(hook, self.bridge, self.thread_limiter, *args)
 
     # -- queries -----------------------------------------------------------------------------
 
@@ -147,8 +152,12 @@ class TAC:
 
     async def retrieve_memory(self, session: ConversationSession, query: str | None = None
                               ) -> TACMemoryResponse:
-        """Memory for ``session`` (empty in ConversationRelay-only mode). Never raises for a
-        service failure: it falls back as documented on the memory provider."""
+        """Memory for ``session``, looked up now with ``query`` whatever ``memory_mode``
+        (empty in ConversationRelay-only mode). Never raises for a service failure: it
+        falls back as documented on the memory provider."""
+        fetch = getattr(self.memory_provider, "fetch", None)
+        if fetch is not None:
+            return await fetch(session, query)  # type: ignore[no-any-return]
         return await self.memory_provider.retrieve(session, query)
 
 
@@ -197,7 +206,7 @@ class _AppAgent:
             memory = TACMemoryResponse.empty()
         else:
             memory = await provider.retrieve(session, message.text)
-        result = await _call(callback, message.text, session, memory)
+        result = await self._tac.run_hook(callback, message.text, session, memory)
         return _check_reply(result, "on_message_ready")
 
     async def reply_digits(self, digits: Digits, session: ConversationSession) -> Reply:
@@ -207,24 +216,24 @@ class _AppAgent:
                      session.conversation_id, digits.digit)
             await trio.lowlevel.checkpoint()
             return None
-        return _check_reply(await _call(callback, digits.digit, session), "on_dtmf")
+        return _check_reply(await self._tac.run_hook(callback, digits.digit, session), "on_dtmf")
 
     async def partial(self, partial: PartialUtterance, session: ConversationSession) -> None:
         if self._tac._partial is not None:
-            await _call(self._tac._partial, partial.text, session)
+            await self._tac.run_hook(self._tac._partial, partial.text, session)
         else:
             await trio.lowlevel.checkpoint()
 
     async def interrupted(self, session: ConversationSession, interruption: Interruption
                           ) -> None:
         if self._tac._interrupt is not None:
-            await _call(self._tac._interrupt, session, interruption)
+            await self._tac.run_hook(self._tac._interrupt, session, interruption)
         else:
             await trio.lowlevel.checkpoint()
 
     async def error(self, exc: BaseException, context: ErrorContext) -> None:
         if self._tac._error is not None:
-            await _call(self._tac._error, exc, context)
+            await self._tac.run_hook(self._tac._error, exc, context)
         else:
             await trio.lowlevel.checkpoint()
 
@@ -233,7 +242,7 @@ class _AppAgent:
         if forget is not None:
             forget(session.conversation_id)
         if self._tac._ended is not None:
-            await _call(self._tac._ended, session)
+            await self._tac.run_hook(self._tac._ended, session)
         else:
             await trio.lowlevel.checkpoint()
 

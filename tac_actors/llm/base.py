@@ -112,6 +112,9 @@ class ChatAgent(abc.ABC):
     api_key_env: ClassVar[str]
     path: ClassVar[str]
 
+    #: called inline on trio in every mode (see :func:`tac_actors.usercode.trio_native`)
+    __tac_trio_native__ = True
+
     def __init__(
         self,
         *,

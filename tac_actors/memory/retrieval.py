@@ -198,6 +198,18 @@ class OrchestratorMemory:
                 await trio.lowlevel.checkpoint()
                 return cached
             query = None
+        result = await self.fetch(session, query)
+        primary = "memory" if self._store_id else "orchestrator"
+        if self.mode is MemoryMode.ONCE and result.complete and result.source == primary:
+            self._remember(self._cache, conversation_id, result)
+        return result
+
+    async def fetch(
+        self, session: ConversationSession, query: str | None
+    ) -> TACMemoryResponse:
+        """Look memory up now for ``session`` (with ``query``), whatever the mode and the
+        cache: what :meth:`TAC.retrieve_memory` does. Same fallbacks and budget."""
+        conversation_id = session.conversation_id
         self._counts["retrievals"] += 1
         partial = _Partial()
         with trio.move_on_after(self._config.memory.budget) as scope:
@@ -211,9 +223,6 @@ class OrchestratorMemory:
             )
             result = attrs.evolve(partial.result or TACMemoryResponse.empty(), complete=False)
         self._count(result)
-        primary = "memory" if self._store_id else "orchestrator"
-        if self.mode is MemoryMode.ONCE and result.complete and result.source == primary:
-            self._remember(self._cache, conversation_id, result)
         return result
 
     # -- tiers --------------------------------------------------------------------------

@@ -46,7 +46,7 @@ from tac_actors.server.callbacks import ActionCallback, InboundCall
 from tac_actors.server.peers import ForwardedTrust, real_client
 from tac_actors.server.quart_transport import QuartTransport
 from tac_actors.server.splice import PeerMap
-from tac_actors.tac import TAC, _call
+from tac_actors.tac import TAC
 
 __all__ = ["create_app", "mount"]
 
@@ -105,7 +105,8 @@ def _url(*, websocket_route: bool = False) -> str:
     """The URL Twilio requested, rebuilt behind proxies (see :func:`public_url`)."""
     conn: Any = websocket if websocket_route else request
     query = conn.query_string.decode("latin-1")
-    path = conn.path + (f"?{query}" if query else "")
+    root = (conn.root_path or "").rstrip("/")  # mounted under a prefix
+    path = root + conn.path + (f"?{query}" if query else "")
     state: _State = current_app.extensions["tac_actors"]
     return public_url(scheme=conn.scheme, host=conn.host, path_and_query=path,
                       headers=dict(conn.headers),
@@ -116,6 +117,8 @@ def _url(*, websocket_route: bool = False) -> str:
 
 def _public_base(path: str, *, websocket_route: bool) -> str:
     state: _State = current_app.extensions["tac_actors"]
+    # mounted under a prefix (e.g. FastAPI's app.mount("/tac", ...)): keep it in the URL
+    path = (request.root_path or "").rstrip("/") + path
     return public_url(scheme=request.scheme, host=request.host, path_and_query=path,
                       headers=dict(request.headers),
                       public_domain=state.tac.config.voice_public_domain,
@@ -171,7 +174,7 @@ def mount(app: QuartTrio, tac: TAC, *, url_prefix: str = "") -> QuartTrio:
             url=ws_url, conversation_configuration=config.conversation_configuration_id)
         options = base.merged(tac.twiml_options)
         if tac._twiml is not None:
-            extra = await _call(tac._twiml, call)
+            extra = await tac.run_hook(tac._twiml, call)
             if extra is not None:
                 options = options.merged(extra)
         xml = connect_twiml(options, action_url=_action_url(state, url_prefix))
@@ -208,7 +211,7 @@ def mount(app: QuartTrio, tac: TAC, *, url_prefix: str = "") -> QuartTrio:
                 cell.hang_up("ended")
         xml: str | None = None
         if tac._handoff is not None:
-            xml = await _call(tac._handoff, callback)
+            xml = await tac.run_hook(tac._handoff, callback)
         return Response(xml or hangup_twiml(), mimetype=XML)
 
     if config.orchestrator_enabled:

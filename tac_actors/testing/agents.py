@@ -14,6 +14,8 @@ from typing import Any
 import attrs
 import trio
 
+from tac_actors.usercode import trio_native
+
 __all__ = ["Gate", "Recorder", "token_stream"]
 
 
@@ -73,7 +75,8 @@ async def token_stream(tokens: Sequence[str], *, gates: Mapping[int, Gate] | Non
 
 @attrs.define
 class Recorder:
-    """Collects hook calls: register its methods as the TAC's hooks."""
+    """Collects hook calls: register its methods as the TAC's hooks (they are trio code
+    in every mode: see :func:`~tac_actors.usercode.trio_native`)."""
 
     errors: list[tuple[BaseException, Any]] = attrs.field(factory=list)
     interrupts: list[tuple[Any, Any]] = attrs.field(factory=list)
@@ -89,20 +92,24 @@ class Recorder:
         tac.on_partial_prompt(self.on_partial)
         return self
 
+    @trio_native
     async def on_error(self, exc: BaseException, context: Any) -> None:
         self.errors.append((exc, context))
         self.error_seen.set()
         await trio.lowlevel.checkpoint()
 
+    @trio_native
     async def on_interrupt(self, session: Any, interruption: Any) -> None:
         self.interrupts.append((session, interruption))
         await trio.lowlevel.checkpoint()
 
+    @trio_native
     async def on_ended(self, session: Any) -> None:
         self.ended.append(session)
         self.ended_seen.set()
         await trio.lowlevel.checkpoint()
 
+    @trio_native
     async def on_partial(self, text: str, session: Any) -> None:
         self.partials.append(text)
         await trio.lowlevel.checkpoint()

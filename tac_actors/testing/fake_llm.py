@@ -1,4 +1,5 @@
-"""Scripted fake LLM servers speaking the OpenAI and Anthropic streaming wire formats.
+"""Scripted fake LLM servers speaking the OpenAI (Chat Completions and Responses) and
+Anthropic wire formats.
 
 Each fake is a quart-trio app served by hypercorn on a real loopback socket (port 0)
 inside the caller's trio run. It answers requests in order from a script, streams each
@@ -159,11 +160,15 @@ Frames = Iterator[str | None]  # an SSE frame, or None at the end of a unit (a p
 
 @asynccontextmanager
 async def open_fake_openai(script: Iterable[Scripted] = ()) -> AsyncIterator[FakeLLM]:
-    """Serve a fake OpenAI Chat Completions API (``POST {url}/chat/completions``).
+    """Serve a fake OpenAI API: Chat Completions (``POST {url}/chat/completions``) and the
+    Responses API (``POST {url}/responses``, what the OpenAI Agents SDK uses by default),
+    each streamed when the request says ``"stream": true`` and whole otherwise. Both
+    routes answer from the one script, in request order.
 
     On exit every park is released and the server shuts down."""
-    async with _serve(script, "/v1", "/v1/chat/completions", _openai_frames,
-                      _openai_error) as fake:
+    async with _serve(script, "/v1", {
+            "/v1/chat/completions": (_openai_frames, _openai_whole),
+            "/v1/responses": (_responses_frames, _responses_whole)}, _openai_error) as fake:
         yield fake
 
 
@@ -172,33 +177,51 @@ async def open_fake_anthropic(script: Iterable[Scripted] = ()) -> AsyncIterator[
     """Serve a fake Anthropic Messages API (``POST {url}/v1/messages``).
 
     On exit every park is released and the server shuts down."""
-    async with _serve(script, "", "/v1/messages", _anthropic_frames, _anthropic_error) as fake:
+    async with _serve(script, "", {"/v1/messages": (_anthropic_frames, None)},
+                      _anthropic_error) as fake:
         yield fake
+
+
+Whole = Callable[[ScriptedReply, str], dict[str, Any]]
 
 
 @asynccontextmanager
 async def _serve(
-    script: Iterable[Scripted], prefix: str, route: str,
-    frames: Callable[[ScriptedReply, str], Frames], error: Callable[[Failure], dict[str, Any]],
+    script: Iterable[Scripted], prefix: str,
+    routes: Mapping[str, tuple[Callable[[ScriptedReply, str], Frames], Whole | None]],
+    error: Callable[[Failure], dict[str, Any]],
 ) -> AsyncIterator[FakeLLM]:
     app = QuartTrio("fake_llm")
     holder: list[FakeLLM] = []
 
-    @app.post(route)
-    async def answer() -> Response:
-        fake = holder[0]
-        body = await request.get_json(force=True, silent=True)
-        fake.requests.append(body if isinstance(body, dict) else {})
-        fake.headers.append({k.lower(): v for k, v in request.headers.items()})
-        item = fake._next()
-        if isinstance(item, Failure):
-            return Response(json.dumps(error(item)), status=item.status,
-                            content_type="application/json")
-        if isinstance(item, RawStream):
-            return Response(item.body, status=item.status, content_type="text/event-stream")
-        model = str(body.get("model", "fake")) if isinstance(body, dict) else "fake"
-        return Response(_stream(frames(item, model), item.park),
-                        content_type="text/event-stream")
+    def route(frames: Callable[[ScriptedReply, str], Frames], whole: Whole | None
+              ) -> Callable[[], Any]:
+        async def answer() -> Response:
+            fake = holder[0]
+            body = await request.get_json(force=True, silent=True)
+            fake.requests.append(body if isinstance(body, dict) else {})
+            fake.headers.append({k.lower(): v for k, v in request.headers.items()})
+            item = fake._next()
+            if isinstance(item, Failure):
+                return Response(json.dumps(error(item)), status=item.status,
+                                content_type="application/json")
+            if isinstance(item, RawStream):
+                return Response(item.body, status=item.status,
+                                content_type="text/event-stream")
+            model = str(body.get("model", "fake")) if isinstance(body, dict) else "fake"
+            streamed = not isinstance(body, dict) or body.get("stream") is True
+            if whole is not None and not streamed:
+                if item.park is not None:
+                    item.park.reached.set()
+                    await item.park.release.wait()
+                return Response(json.dumps(whole(item, model)),
+                                content_type="application/json")
+            return Response(_stream(frames(item, model), item.park),
+                            content_type="text/event-stream")
+        return answer
+
+    for path, (frames, whole) in routes.items():
+        app.add_url_rule(path, path, route(frames, whole), methods=["POST"])
 
     config = Config()
     config.bind = ["127.0.0.1:0"]
@@ -273,6 +296,93 @@ def _openai_frames(reply: ScriptedReply, model: str) -> Frames:
         yield None
     yield chunk({}, "tool_calls" if reply.calls else "stop")
     yield "data: [DONE]\n\n"
+
+
+def _openai_whole(reply: ScriptedReply, model: str) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": "".join(reply.chunks) or None}
+    if reply.calls:
+        message["tool_calls"] = [
+            {"id": scripted.id or f"call_fake_{index}", "type": "function",
+             "function": {"name": scripted.name, "arguments": _arguments(scripted)}}
+            for index, scripted in enumerate(reply.calls)]
+    return {"id": "chatcmpl-fake", "object": "chat.completion", "created": 0, "model": model,
+            "choices": [{"index": 0, "message": message,
+                         "finish_reason": "tool_calls" if reply.calls else "stop"}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+
+
+# -- OpenAI Responses ------------------------------------------------------------------------
+
+
+def _responses_items(reply: ScriptedReply) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    if reply.chunks:
+        items.append({"type": "message", "id": "msg_fake", "status": "completed",
+                      "role": "assistant", "content": [
+                          {"type": "output_text", "text": "".join(reply.chunks),
+                           "annotations": [], "logprobs": []}]})
+    for index, scripted in enumerate(reply.calls):
+        items.append({"type": "function_call", "id": f"fc_fake_{index}",
+                      "call_id": scripted.id or f"call_fake_{index}", "name": scripted.name,
+                      "arguments": _arguments(scripted), "status": "completed"})
+    return items
+
+
+def _response(model: str, status: str, output: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"id": "resp_fake", "object": "response", "created_at": 0, "status": status,
+            "model": model, "output": output, "parallel_tool_calls": True,
+            "tool_choice": "auto", "tools": [], "error": None, "incomplete_details": None,
+            "instructions": None, "metadata": {}, "temperature": 1.0, "top_p": 1.0,
+            "text": {"format": {"type": "text"}},
+            "usage": {"input_tokens": 1, "output_tokens": 1, "total_tokens": 2,
+                      "input_tokens_details": {"cached_tokens": 0},
+                      "output_tokens_details": {"reasoning_tokens": 0}}}
+
+
+def _responses_whole(reply: ScriptedReply, model: str) -> dict[str, Any]:
+    return _response(model, "completed", _responses_items(reply))
+
+
+def _responses_frames(reply: ScriptedReply, model: str) -> Frames:
+    sequence = iter(range(1_000_000))
+
+    def event(kind: str, **fields: Any) -> str:
+        return _sse({"type": kind, "sequence_number": next(sequence), **fields}, kind)
+
+    yield event("response.created", response=_response(model, "in_progress", []))
+    yield event("response.in_progress", response=_response(model, "in_progress", []))
+    yield None
+    items = _responses_items(reply)
+    output = 0
+    if reply.chunks:
+        message = items[0]
+        empty: dict[str, Any] = {"type": "output_text", "text": "", "annotations": [],
+                                 "logprobs": []}
+        yield event("response.output_item.added", output_index=0,
+                    item={**message, "status": "in_progress", "content": []})
+        yield event("response.content_part.added", item_id=message["id"], output_index=0,
+                    content_index=0, part=empty)
+        for piece in reply.chunks:
+            yield event("response.output_text.delta", item_id=message["id"], output_index=0,
+                        content_index=0, delta=piece, logprobs=[])
+            yield None
+        yield event("response.output_text.done", item_id=message["id"], output_index=0,
+                    content_index=0, text="".join(reply.chunks), logprobs=[])
+        yield event("response.content_part.done", item_id=message["id"], output_index=0,
+                    content_index=0, part=message["content"][0])
+        yield event("response.output_item.done", output_index=0, item=message)
+        output = 1
+    for index, item in enumerate(items[output:], start=output):
+        yield event("response.output_item.added", output_index=index,
+                    item={**item, "arguments": "", "status": "in_progress"})
+        for part in _halves(item["arguments"]):
+            yield event("response.function_call_arguments.delta", item_id=item["id"],
+                        output_index=index, delta=part)
+        yield event("response.function_call_arguments.done", item_id=item["id"],
+                    output_index=index, arguments=item["arguments"], name=item["name"])
+        yield event("response.output_item.done", output_index=index, item=item)
+        yield None
+    yield event("response.completed", response=_response(model, "completed", items))
 
 
 def _openai_error(item: Failure) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from tac_actors.session import ConversationSession
 from tac_actors.tools.function_tool import FunctionTool, create_tool
+from tac_actors.usercode import trio_native
 
 if TYPE_CHECKING:
     from tac_actors.tac import TAC
@@ -51,6 +52,7 @@ def create_knowledge_tool(tac: TAC, knowledge_base_id: str | None = None, *,
     if not 1 <= top_k <= 20:
         raise ValueError(f"top_k must be within 1..20, got {top_k}")
 
+    @trio_native
     async def search(query: str) -> dict[str, Any]:
         kb = knowledge_base_id or tac.config.knowledge_base_id
         if not kb:
@@ -76,6 +78,7 @@ def create_memory_tool(tac: TAC, session: ConversationSession | None = None, *,
                        name: str = "retrieve_profile_memory") -> FunctionTool:
     """Recall what memory knows about the person for a query (observations, summaries)."""
 
+    @trio_native
     async def recall(query: str, session: ConversationSession | None = None
                      ) -> dict[str, Any]:
         memory = await tac.retrieve_memory(_session_of(bound, session), query)
@@ -128,6 +131,7 @@ def create_studio_handoff_tool(tac: TAC, session: ConversationSession | None = N
     (:func:`handoff_payload`) carries the ids, the reason and the recent history.
     """
 
+    @trio_native
     async def handoff(reason: str, session: ConversationSession | None = None
                       ) -> dict[str, str]:
         target = _session_of(bound, session)

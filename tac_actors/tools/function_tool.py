@@ -35,6 +35,7 @@ from tac_actors.tools.schema import (
     resolve_type_hints,
     split_annotated,
 )
+from tac_actors.usercode import call_tool
 
 __all__ = ["FunctionTool", "create_tool", "function_tool"]
 
@@ -117,8 +118,10 @@ class FunctionTool:
         argument, a missing session and an exception raised by the tool all come back as
         ``ToolResult(ok=False)`` whose ``content`` tells the LLM what went wrong. Always
         checkpoints. Cancellation (and any other :class:`BaseException`) propagates from
-        wherever the tool is, unchanged; a sync tool runs on the trio thread and cannot
-        be interrupted, so keep it short. The deadline ``timeout`` is not applied here.
+        wherever the tool is, unchanged. A sync tool runs in a worker thread (it may
+        block; once cancelled, its result is discarded when it returns); an async tool
+        runs on asyncio in asyncio mode (see :mod:`tac_actors.usercode`). The deadline
+        ``timeout`` is not applied here.
         """
         await trio.lowlevel.checkpoint()
         if session is None and self._plan.session_required:
@@ -132,9 +135,7 @@ class FunctionTool:
                 "Call the tool again with corrected arguments."
             )
         try:
-            value = self.fn(*args, **kwargs)
-            if inspect.isawaitable(value):
-                value = await value
+            value = await call_tool(self.fn, self.name, args, kwargs)
         except Exception as exc:
             logger.warning("tool %s raised", self.name, exc_info=True)
             return self._failure(f"Tool {self.name} failed: {type(exc).__name__}: {exc}")

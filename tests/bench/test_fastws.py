@@ -15,7 +15,8 @@ from websockets.http11 import Request
 from websockets.protocol import OPEN
 from websockets.server import ServerProtocol
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+# appended, not prepended: bench/agents.py must not hide the OpenAI Agents SDK (`agents`)
+sys.path.append(str(Path(__file__).resolve().parents[2] / "bench"))
 
 import _fastws
 
