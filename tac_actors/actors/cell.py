@@ -18,12 +18,12 @@ import attrs
 import trio
 
 from tac_actors.actors.agent import Agent, ErrorContext, Phase
-from tac_actors.actors.gate import NO_TURN, ReplyGate
+from tac_actors.actors.gate import CURRENT_TURN, NO_TURN, ReplyGate
 from tac_actors.actors.mailbox import Mailbox, MailboxStatistics
 from tac_actors.actors.messages import Digits, Interruption, Message, Utterance, is_urgent
 from tac_actors.actors.outbox import Outbox
 from tac_actors.config import ChannelPolicy, RestartLimit
-from tac_actors.protocol.relay import Language, Play, SendDigits
+from tac_actors.protocol.relay import Language, OutboundFrame, Play, SendDigits
 
 if TYPE_CHECKING:
     from tac_actors.session import ConversationSession
@@ -195,19 +195,39 @@ class ConversationControls:
     def __init__(self, cell: ActorCell) -> None:
         self._cell = cell
 
+    def _turn(self) -> int | None:
+        """The turn the caller's code belongs to (the running turn when called from
+        outside any turn); ``None`` when the reply gate has stopped that turn: what it
+        would send is dropped, as its tokens are."""
+        turn = CURRENT_TURN.get() or self._cell.current_turn
+        if turn and not self._cell.gate.is_open(turn):
+            return None
+        return turn
+
     async def send_text(self, text: str) -> None:
-        await self._cell.outbox.deliver(self._cell.current_turn, text, last=True)
+        turn = self._turn()
+        if turn is None:
+            await trio.lowlevel.checkpoint()
+            return
+        await self._cell.outbox.deliver(turn, text, last=True)
+
+    async def _send_frame(self, frame: OutboundFrame) -> None:
+        turn = self._turn()
+        if turn is None:
+            await trio.lowlevel.checkpoint()
+            return
+        await self._cell.outbox.send_frame(turn, frame)
 
     async def play(self, source: str, *, loop: int | None = None) -> None:
-        await self._cell.outbox.send_frame(self._cell.current_turn, Play(source=source, loop=loop))
+        await self._send_frame(Play(source=source, loop=loop))
 
     async def send_digits(self, digits: str) -> None:
-        await self._cell.outbox.send_frame(self._cell.current_turn, SendDigits(digits=digits))
+        await self._send_frame(SendDigits(digits=digits))
 
     async def set_language(self, *, tts_language: str | None = None,
                            transcription_language: str | None = None) -> None:
-        frame = Language(tts_language=tts_language, transcription_language=transcription_language)
-        await self._cell.outbox.send_frame(self._cell.current_turn, frame)
+        await self._send_frame(Language(tts_language=tts_language,
+                                        transcription_language=transcription_language))
 
     async def end(self, handoff_data: str | None = None) -> None:
         cell = self._cell

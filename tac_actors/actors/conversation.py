@@ -35,7 +35,7 @@ import attrs
 import trio
 
 from tac_actors.actors.agent import ActorCrash, Phase, Reply, TurnTimeout
-from tac_actors.actors.gate import NO_TURN, Turn
+from tac_actors.actors.gate import CURRENT_TURN, NO_TURN, Turn
 from tac_actors.actors.messages import (
     ChannelError,
     Digits,
@@ -85,7 +85,11 @@ class ConversationActor:
             self._nursery = nursery
             try:
                 if recovering:
-                    await self.outbox.deliver(NO_TURN, self.policy.fallback_text, last=True)
+                    # tagged with the newest turn: an interrupt read while the crash was
+                    # being reported (or after) stops these words too
+                    tag = self.gate.issued
+                    if tag == NO_TURN or self.gate.is_open(tag):
+                        await self.outbox.deliver(tag, self.policy.fallback_text, last=True)
                 await self._loop()
             except Exception as exc:
                 # raised outside the nursery, so the supervisor sees the exception itself,
@@ -98,7 +102,9 @@ class ConversationActor:
     def _selector(self) -> Callable[[Message], bool] | None:
         if self.turn is None and not self._draining:
             return None
-        if self._draining or self.policy.busy_policy is BusyPolicy.QUEUE:
+        if self._draining:
+            return _urgent_or_interruption  # no new turn; history and hooks still run
+        if self.policy.busy_policy is BusyPolicy.QUEUE:
             return is_urgent
         return None
 
@@ -201,14 +207,16 @@ class ConversationActor:
         await self._wait_done(turn)
 
     async def _wait_done(self, turn: Turn) -> None:
-        """Wait for a stopped turn to finish, bounded: an app that shields its own work
-        cannot hold the conversation (the turn is then left to end on its own)."""
+        """Wait for a stopped turn to finish. Turns never overlap, so this waits as long
+        as it takes; an app that shields its work from cancellation holds its own
+        conversation (only), and is logged after ``stop_timeout``."""
         with trio.move_on_after(self.cell.policy.stop_timeout) as scope:
             await turn.done.wait()
         if scope.cancelled_caught:
             log.warning("conversation %s: turn %d did not stop within %s s of being "
-                        "cancelled", self.session.conversation_id, turn.id,
-                        self.cell.policy.stop_timeout)
+                        "cancelled (does the app shield its work?); waiting for it",
+                        self.session.conversation_id, turn.id, self.cell.policy.stop_timeout)
+            await turn.done.wait()
 
     async def _run_turn(self, turn: Turn, work: Callable[[], Awaitable[Reply]]) -> None:
         try:
@@ -221,6 +229,7 @@ class ConversationActor:
 
     async def _turn_body(self, turn: Turn, work: Callable[[], Awaitable[Reply]]) -> None:
         self.cell.stats.turns += 1
+        CURRENT_TURN.set(turn.id)  # this task's own context: nothing to reset
         try:
             with turn.scope:
                 reply = await work()
@@ -394,6 +403,10 @@ class ConversationActor:
 
 class ChannelReportedError(Exception):
     """The channel's far end (e.g. Twilio's ``error`` frame) reported a problem."""
+
+
+def _urgent_or_interruption(message: Message) -> bool:
+    return is_urgent(message) or isinstance(message, Interruption)
 
 
 def _crash_in(exc: Exception) -> ActorCrash | None:

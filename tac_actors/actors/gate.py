@@ -28,15 +28,20 @@ awaiting, so no task switch can fall between deciding to stop and stopping.
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Protocol
 
 import attrs
 import trio
 
-__all__ = ["NO_TURN", "ReplyGate", "Turn"]
+__all__ = ["CURRENT_TURN", "NO_TURN", "ReplyGate", "Turn"]
 
 #: turn id of frames that belong to no turn (acknowledgements, closings): never retracted
 NO_TURN = 0
+
+#: the turn whose code is running (set in each turn's task, inherited by the tasks it
+#: starts): what the app sends through ``session.controls`` belongs to that turn
+CURRENT_TURN: ContextVar[int] = ContextVar("tac_current_turn", default=NO_TURN)
 
 
 class _Retracting(Protocol):
@@ -84,11 +89,11 @@ class ReplyGate:
             self.barrier = turn_id
         stopped = False
         turn = self.running
-        if turn is not None and turn.id <= self.barrier and not turn.scope.cancel_called:
-            if turn.cause is None:
+        if turn is not None and turn.id <= self.barrier:
+            if turn.cause is None:  # also when its deadline passed a moment ago
                 turn.cause = cause
+            stopped = not turn.scope.cancel_called
             turn.scope.cancel()
-            stopped = True
         self._outbox.retract_through(self.barrier)
         return stopped
 

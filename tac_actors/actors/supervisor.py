@@ -166,8 +166,12 @@ class Supervisor:
             log.error("conversation %s crashed %d times in %.0f s: ending it", cell.key,
                       len(cell._crashes), self.restart_limit.window, exc_info=crash)
             await cell.report(crash, "gave_up")
+            gate = cell.gate
+            # no goodbye over an interrupt that came after the newest prompt
+            goodbye = cell.policy.goodbye_text if gate.is_open(gate.issued) or not gate.issued \
+                else None
             with trio.move_on_after(END_HOOK_TIMEOUT):
-                await cell.outbox.finish(goodbye=cell.policy.goodbye_text)
+                await cell.outbox.finish(goodbye=goodbye)
             return False
         cell.stats.restarts += 1
         self._restarts += 1

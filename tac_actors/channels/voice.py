@@ -213,7 +213,11 @@ class VoiceChannel:
                         return exc.close_code
                     continue
                 message = to_message(frame)
-                if message is not None:
+                if isinstance(message, PartialUtterance):
+                    # advisory: never worth stopping the reader for (a slow
+                    # on_partial_prompt must not keep an interrupt unread)
+                    _post(cell, message)
+                elif message is not None:
                     # an interruption takes effect inside send, before it can wait
                     await cell.send(message)
                 elif isinstance(frame, Info):

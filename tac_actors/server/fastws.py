@@ -30,6 +30,10 @@ RECEIVE_SIZE = 65536
 MAX_BACKLOG = 256 * 1024
 #: frames a reader may take from a full socket before it passes through the scheduler
 YIELD_EVERY = 16
+#: fragments one message may come in
+MAX_FRAGMENTS = 1024
+#: how much of a read is parsed between two schedule points under a flood
+PARSE_SLICE = 1024
 
 
 class FastTransport:
@@ -67,6 +71,7 @@ class FastTransport:
         self._stream_closed = False
         self._unyielded = 0
         self._heard = True  # the peer sent something since the last keepalive sweep
+        self._waiting = False  # the reader is waiting for the socket (not busy elsewhere)
         self._pinged = False
         #: called when the reader leaves bytes in the backlog (the writer should flush)
         self.on_backlog: Callable[[], None] | None = None
@@ -87,11 +92,20 @@ class FastTransport:
                 data = b""
             if data:
                 self._heard = True
-                self._proto.receive_data(data)
+                # a big read is parsed a slice at a time, with a schedule point between
+                # slices once enough frames were seen: a flood of tiny frames (pings,
+                # empty continuations) cannot hold the loop for a whole read
+                for start in range(0, len(data), PARSE_SLICE):
+                    self._proto.receive_data(data[start:start + PARSE_SLICE]
+                                             if len(data) > PARSE_SLICE else data)
+                    self._collect()
+                    if self._unyielded >= YIELD_EVERY:  # control frames count too
+                        self._unyielded = 0
+                        await trio.lowlevel.cancel_shielded_checkpoint()
             else:
                 self._eof = True
                 self._proto.receive_eof()
-            self._collect()
+                self._collect()
             if self._write_protocol_output():
                 await self._flush()  # past MAX_BACKLOG: the peer is not reading
         self._unyielded += 1
@@ -140,7 +154,11 @@ class FastTransport:
                 return data
         while True:
             self._unyielded = 0
-            await trio.lowlevel.wait_readable(self._fd)
+            self._waiting = True
+            try:
+                await trio.lowlevel.wait_readable(self._fd)
+            finally:
+                self._waiting = False
             if self._stream_closed or self._eof:
                 return b""
             data = self._read_nowait()
@@ -166,10 +184,17 @@ class FastTransport:
             if not isinstance(event, Frame):
                 continue
             opcode = event.opcode
+            if opcode is not Opcode.TEXT and opcode is not Opcode.BINARY:
+                self._unyielded += 1  # data frames are counted as they are returned
             if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
                 self._fragment_text = opcode is Opcode.TEXT
                 self._fragments = [bytes(event.data)]
             elif opcode is Opcode.CONT:
+                if len(self._fragments) >= MAX_FRAGMENTS:
+                    # empty continuation frames never reach the size limit
+                    self._fragments = []
+                    self._proto.fail(1009, "too many fragments")
+                    break
                 self._fragments.append(bytes(event.data))
             else:
                 if opcode is Opcode.PONG:
@@ -273,7 +298,9 @@ class FastTransport:
         failed it and the connection was aborted."""
         if self._closed or self._eof or self._proto.state is not State.OPEN:
             return True
-        if self._heard:
+        if self._heard or (self._fd >= 0 and not self._waiting):
+            # a reader busy elsewhere (a full mailbox) is not reading: that is no sign
+            # of a vanished peer
             self._heard = False
             self._pinged = False
             return True

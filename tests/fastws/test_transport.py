@@ -18,7 +18,7 @@ from websockets.server import ServerProtocol
 from websockets.uri import parse_uri
 
 from tac_actors.channels.transport import TransportClosed
-from tac_actors.server.fastws import YIELD_EVERY, FastTransport
+from tac_actors.server.fastws import PARSE_SLICE, YIELD_EVERY, FastTransport
 from tac_actors.testing.fairness import schedule_passes
 
 
@@ -113,31 +113,90 @@ async def test_the_reader_never_waits_on_a_congested_write() -> None:
 
 async def test_a_silent_peer_is_pinged_then_closed() -> None:
     async with connected() as (transport, peer):
-        assert transport.keepalive()  # heard at the start
-        assert transport.keepalive()  # silent: pinged
-        pings = [f for f in peer.read_frames() if f.opcode is Opcode.PING]
-        assert len(pings) == 1
-        assert not transport.keepalive()  # no pong by the next sweep: closed
-        with trio.fail_after(5):
+        ended: list[BaseException] = []
+
+        async def reader() -> None:
             try:
                 await transport.receive()
-            except TransportClosed:
-                pass
-            else:
-                raise AssertionError("the reader did not see the end")
+            except TransportClosed as exc:
+                ended.append(exc)
+
+        with trio.fail_after(5):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(reader)
+                await trio.testing.wait_all_tasks_blocked()  # the reader waits for data
+                assert transport.keepalive()  # heard at the start
+                assert transport.keepalive()  # silent: pinged
+                pings = [f for f in peer.read_frames() if f.opcode is Opcode.PING]
+                assert len(pings) == 1
+                assert not transport.keepalive()  # no pong by the next sweep: closed
+        assert ended, "the reader saw the end"
         closes = [f for f in peer.read_frames() if f.opcode is Opcode.CLOSE]
         assert closes and closes[0].data[:2] == (1011).to_bytes(2, "big")
 
 
+async def test_a_reader_busy_elsewhere_is_not_taken_for_a_vanished_peer() -> None:
+    """Review: a reader parked on a full mailbox reads nothing, so the peer's pongs go
+    unseen; that must not close a live call."""
+    async with connected() as (transport, peer):
+        for _ in range(5):
+            assert transport.keepalive()
+        assert not [f for f in peer.read_frames() if f.opcode is Opcode.PING]
+
+
 async def test_a_peer_that_answers_pings_stays() -> None:
     async with connected() as (transport, peer):
-        transport.keepalive()
-        transport.keepalive()  # ping
-        peer.read_frames()  # the client protocol answers with a pong
+
+        async def reader() -> None:
+            await transport.receive()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(reader)
+            await trio.testing.wait_all_tasks_blocked()
+            transport.keepalive()
+            transport.keepalive()  # ping
+            peer.read_frames()  # the client protocol answers with a pong
+            peer.sock.sendall(b"".join(peer.proto.data_to_send()))
+            # the reader takes the pong (no message for the caller) and waits again
+            await trio.testing.wait_all_tasks_blocked(cushion=0.05)
+            assert transport._heard
+            assert transport.keepalive(), "a pong counts as life"
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_ping_flood_lets_other_tasks_run() -> None:
+    """Review: control frames did not count toward the reader's schedule points."""
+    async with connected() as (transport, peer):
+        peer.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+        transport.on_backlog = lambda: None  # a writer would send the pongs; none here
+        for _ in range(4000):
+            peer.proto.send_ping(b"x")
+        peer.send_frames({"type": "info"})
+        with trio.fail_after(10):
+            async with schedule_passes() as passes:
+                await transport.receive()
+    flood = 4000 * 7  # bytes: a masked empty ping is 7
+    assert passes.count >= flood // PARSE_SLICE - 2, f"{passes.count} passes for 4000 pings"
+
+
+async def test_empty_continuation_frames_cannot_grow_memory() -> None:
+    """Review: zero-byte continuation frames never reached the size limit."""
+    from websockets.frames import Frame as WsFrame
+
+    async with connected() as (transport, peer):
+        peer.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+        peer.proto.send_frame(WsFrame(Opcode.TEXT, b"{", fin=False))
+        for _ in range(5000):
+            peer.proto.send_frame(WsFrame(Opcode.CONT, b"", fin=False))
         peer.sock.sendall(b"".join(peer.proto.data_to_send()))
-        with trio.move_on_after(0.5):
-            await transport.receive()  # takes the pong (no message: times out)
-        assert transport.keepalive(), "a pong counts as life"
+        with trio.fail_after(10):
+            try:
+                await transport.receive()
+            except TransportClosed:
+                pass
+        assert len(transport._fragments) <= 1024
+        closes = [f for f in peer.read_frames() if f.opcode is Opcode.CLOSE]
+        assert closes and closes[0].data[:2] == (1009).to_bytes(2, "big")
 
 
 async def test_a_lone_surrogate_is_sent_escaped_not_a_crash() -> None:
