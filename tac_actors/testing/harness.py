@@ -33,20 +33,21 @@ class Harness:
     @asynccontextmanager
     async def call(self, *, setup: bool = True,
                    wrap: Callable[[Transport], Transport] | None = None,
-                   wire: Literal["memory", "websocket"] = "memory",
+                   wire: Literal["memory", "websocket", "socket"] = "memory",
                    **caller_options: Any) -> AsyncIterator[SimulatedCaller]:
         """Place a call. On exit the caller hangs up (if the call is still up) and the
         block waits until the server side has finished with the socket.
 
         ``wire="memory"`` passes frames as Python objects; ``wire="websocket"`` runs the
-        fast engine's own transport over real WebSocket framing in memory
+        fast engine's own transport over real WebSocket framing in memory, and
+        ``wire="socket"`` the same over a real socket pair
         (:func:`~tac_actors.testing.wire.fast_transport_pair`). ``wrap`` wraps the
         server's end of the socket (e.g. in a :class:`GatedTransport` to simulate a slow
         network)."""
         server_end: Transport
         client_end: Transport
-        if wire == "websocket":
-            server_end, client_end = fast_transport_pair()
+        if wire != "memory":
+            server_end, client_end = fast_transport_pair(socket=wire == "socket")
         else:
             server_end, client_end = memory_transport_pair()
         if wrap is not None:

@@ -7,6 +7,8 @@ the engine drive the production transport under ``MockClock`` and
 
 from __future__ import annotations
 
+import socket as _socket
+
 import trio
 import trio.testing
 from websockets.client import ClientProtocol
@@ -87,10 +89,23 @@ class WebSocketClientTransport:
             await self._stream.aclose()
 
 
-def fast_transport_pair() -> tuple[FastTransport, WebSocketClientTransport]:
+def fast_transport_pair(*, socket: bool = False
+                        ) -> tuple[FastTransport, WebSocketClientTransport]:
     """A server :class:`FastTransport` and a client transport, connected in memory, the
-    upgrade already done."""
-    server_stream, client_stream = trio.testing.memory_stream_pair()
+    upgrade already done. ``socket=True`` connects them through a real socket pair with
+    small kernel buffers instead, so the transport's direct ``os.read``/``os.write``
+    paths run as in production."""
+    server_stream: trio.abc.Stream
+    client_stream: trio.abc.Stream
+    if socket:
+        a, b = _socket.socketpair()
+        for end in (a, b):
+            end.setblocking(False)
+            end.setsockopt(_socket.SOL_SOCKET, _socket.SO_SNDBUF, 4096)
+        server_stream = trio.SocketStream(trio.socket.from_stdlib_socket(a))
+        client_stream = trio.SocketStream(trio.socket.from_stdlib_socket(b))
+    else:
+        server_stream, client_stream = trio.testing.memory_stream_pair()
     client = ClientProtocol(parse_uri("ws://harness/ws"))
     client.send_request(client.connect())
     server = ServerProtocol()

@@ -87,7 +87,7 @@ def assert_stopped_then_acknowledged(frames: list[Text]) -> None:
     assert stopped or completed, f"sent after the acknowledgement: {frames}"
 
 
-@pytest.mark.parametrize("via", ["cell", "caller", "websocket"])
+@pytest.mark.parametrize("via", ["cell", "caller", "websocket", "socket"])
 @pytest.mark.parametrize("memory", [False, True], ids=["relay-only", "memory"])
 @pytest.mark.parametrize("steps", range(0, 40, 1))
 async def test_no_token_after_the_acknowledgement(clock: object, steps: int, memory: bool,
@@ -96,13 +96,13 @@ async def test_no_token_after_the_acknowledgement(clock: object, steps: int, mem
     when both frames came in one read (no scheduler pass between them unless ``steps``
     says so); ``via="caller"`` sends frames through the in-memory socket;
     ``via="websocket"`` through the fast engine's own transport, real framing in
-    memory."""
+    memory; ``via="socket"`` the same over a real socket pair."""
     from tac_actors.actors import Interruption, Utterance
 
     tac = streaming_tac(memory=memory)
     rec = Recorder().attach(tac)
     with trio.fail_after(60):
-        wire = "websocket" if via == "websocket" else "memory"
+        wire = via if via in ("websocket", "socket") else "memory"
         async with open_harness(tac) as h, h.call(wire=wire) as caller:
             if via == "cell":
                 await trio.testing.wait_all_tasks_blocked()
