@@ -73,6 +73,8 @@ class VoiceOutbox:
         self._needs_flush = False
         self.sent = 0
         self.dropped_after_end = 0
+        #: frames of stopped replies dropped before they were sent
+        self.retracted = 0
 
     @property
     def ended(self) -> bool:
@@ -184,6 +186,11 @@ class VoiceOutbox:
         kept = [item for item in self._queue if not NO_TURN < item[0] <= barrier]
         removed = len(self._queue) - len(kept)
         if removed:
+            if not self.retracted:  # once per call; the count is in ``retracted``
+                log.info("call %s: %d unsent frame(s) of stopped replies dropped (the "
+                         "caller barged in or spoke again before they were sent)",
+                         self._call_sid, removed)
+            self.retracted += removed
             self._queue = kept
             self._bytes = sum(len(text) for _, text in kept)
             self._note_if_drained()

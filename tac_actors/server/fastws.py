@@ -30,6 +30,8 @@ RECEIVE_SIZE = 65536
 MAX_BACKLOG = 256 * 1024
 #: frames a reader may take from a full socket before it passes through the scheduler
 YIELD_EVERY = 16
+#: ... where a frame counts once more for every this many bytes it holds
+YIELD_BYTES = 1024
 #: fragments one message may come in
 MAX_FRAGMENTS = 1024
 #: how much of a read is parsed between two schedule points under a flood
@@ -108,11 +110,14 @@ class FastTransport:
                 self._collect()
             if self._write_protocol_output():
                 await self._flush()  # past MAX_BACKLOG: the peer is not reading
-        self._unyielded += 1
+        message = self._messages.pop(0)
+        # weighted by size: a big frame is a lot of work for the caller to parse (a
+        # peer sending 64 KB frames to reject gets a schedule point per frame)
+        self._unyielded += 1 + len(message) // YIELD_BYTES
         if self._unyielded >= YIELD_EVERY:
             self._unyielded = 0
             await trio.lowlevel.cancel_shielded_checkpoint()
-        return self._messages.pop(0)
+        return message
 
     def _write_protocol_output(self) -> bool:
         """Hand what the protocol produced to the socket without waiting; what the socket
