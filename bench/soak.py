@@ -391,12 +391,16 @@ async def main() -> None:
                    help="checkout of the code before the isolation work ({before})")
     p.add_argument("--quick", action="store_true", help="small phases, about 30 s per server")
     p.add_argument("--phases", default=",".join(PHASES), help="comma-separated subset")
+    p.add_argument("--hostile-concurrency", type=int, default=None,
+                   help="hostile connections at a time in phase 1 (default 16)")
     p.add_argument("--auth-token", default="bench-auth-token")
     p.add_argument("--json", type=Path, default=None, help="write all figures here")
     p.add_argument("--log-dir", type=Path, default=BENCH / "results" / "logs")
     args = p.parse_args()
     raise_fd_limit()
     sizes = Sizes.quick() if args.quick else Sizes()
+    if args.hostile_concurrency:
+        sizes.hostile_concurrency = args.hostile_concurrency
     phases = [x.strip() for x in args.phases.split(",") if x.strip()]
     values = {"python": sys.executable, "python_dir": str(Path(sys.executable).parent),
               "before": args.before, "auth_token": args.auth_token}
