@@ -52,6 +52,11 @@ class ChannelPolicy:
     idle_timeout: float | None = None
     mailbox_capacity: int = 32
     stop_timeout: float = 5.0
+    #: voice: frames a caller's socket may send per second on average (a frame counts
+    #: once more per KB), with bursts of ``frame_burst``; past it the reader waits and TCP
+    #: pushes back. ``None``: no limit. Twilio sends a few frames a second.
+    max_frames_per_second: float | None = 500.0
+    frame_burst: int = 1000
     history_limit: int = 200
     history_chars: int = 256 * 1024
     fallback_text: str = "Sorry, something went wrong on my side. Could you say that again?"
@@ -65,6 +70,9 @@ class ChannelPolicy:
             raise ValueError("mailbox_capacity must be at least 1")
         if self.stop_timeout <= 0 or self.history_limit < 1 or self.history_chars < 1:
             raise ValueError("stop_timeout, history_limit and history_chars must be positive")
+        if (self.max_frames_per_second is not None and self.max_frames_per_second <= 0) \
+                or self.frame_burst < 1:
+            raise ValueError("max_frames_per_second and frame_burst must be positive")
         for name in ("turn_timeout", "idle_timeout"):
             value = getattr(self, name)
             if value is not None and value <= 0:

@@ -63,6 +63,8 @@ log = logging.getLogger("tac_actors.voice")
 SETUP_TIMEOUT = 10.0
 #: bad frames logged per call before the rest are only counted
 LOG_FIRST = 3
+#: the reader pauses this long times the number of bad frames in a row (at most 50 ms)
+BAD_FRAME_PAUSE = 0.005
 #: how long queued frames may take to flush when the conversation ends on our side
 FLUSH_TIMEOUT = 2.0
 #: how long closing a socket may take
@@ -196,12 +198,15 @@ class VoiceChannel:
         (None) or a fatal protocol error (its close code). Never waits on a hook: errors
         are posted to the actor."""
         bad = _BadInputLog(call)
+        budget = _FrameBudget(self.policy.max_frames_per_second, self.policy.frame_burst)
+        bad_in_a_row = 0
         try:
             while True:
                 try:
                     data = await transport.receive()
                 except TransportClosed:
                     return None
+                await budget.spend(1 + len(data) // 1024)
                 try:
                     if isinstance(data, bytes):
                         conn.receive_bytes(data)
@@ -211,7 +216,12 @@ class VoiceChannel:
                     _post(cell, Fault(exc, "protocol"))
                     if exc.close_code is not None:
                         return exc.close_code
+                    # a peer sending garbage is slowed down before it is closed: its
+                    # rejects cost the other calls less
+                    bad_in_a_row += 1
+                    await trio.sleep(min(BAD_FRAME_PAUSE * bad_in_a_row, 0.05))
                     continue
+                bad_in_a_row = 0
                 message = to_message(frame)
                 if isinstance(message, PartialUtterance):
                     # advisory: never worth stopping the reader for (a slow
@@ -230,6 +240,30 @@ class VoiceChannel:
             return None  # the conversation closed under us: the call is over
         finally:
             bad.summarise()
+
+
+class _FrameBudget:
+    """A token bucket for one socket's frames: ``rate`` per second on average, bursts
+    of ``burst``. :meth:`spend` waits while the bucket is empty (the socket is not read
+    meanwhile, so TCP pushes back on the peer)."""
+
+    __slots__ = ("burst", "last", "rate", "tokens")
+
+    def __init__(self, rate: float | None, burst: int) -> None:
+        self.rate = rate
+        self.burst = float(burst)
+        self.tokens = float(burst)
+        self.last = trio.current_time()
+
+    async def spend(self, weight: int) -> None:
+        rate = self.rate
+        if rate is None:
+            return
+        now = trio.current_time()
+        self.tokens = min(self.burst, self.tokens + (now - self.last) * rate) - weight
+        self.last = now
+        if self.tokens < 0:
+            await trio.sleep(-self.tokens / rate)
 
 
 def _post(cell: ActorCell, message: Message) -> None:

@@ -138,3 +138,35 @@ async def test_a_flood_of_bad_frames_is_logged_as_bounded_excerpts(
     assert len(lines) <= 4, lines
     assert all("\n" not in line and len(line) < 400 for line in lines), lines
     assert "more bad frames not logged" in lines[-1]
+
+
+async def test_a_flooding_caller_is_held_to_its_frame_budget(clock: object) -> None:
+    """A socket may send max_frames_per_second on average (bursts of frame_burst);
+    past it the reader waits (TCP pushes back), while a bystander is answered at once."""
+    tac, _ = echo_tac()
+    policy = tac.config.voice_policy
+    rate, burst = policy.max_frames_per_second, policy.frame_burst
+    assert rate is not None
+    flood = burst + 2000
+    async with open_harness(tac) as h, h.call() as flooder, h.call() as bystander:
+        start = trio.current_time()
+        for n in range(flood):
+            await flooder.send_raw(f'{{"type": "info", "name": "n", "value": {n}}}')
+        await flooder.say("after the flood")
+        said_at = trio.current_time()
+        await bystander.say("hello")
+        assert (await bystander.read_reply()).text == "echo: hello"
+        assert trio.current_time() - said_at < 0.1, "the bystander waited"
+        assert (await flooder.read_reply()).text == "echo: after the flood"
+        assert trio.current_time() - start >= (flood - burst) / rate * 0.9
+
+
+async def test_a_caller_sending_garbage_is_slowed_down(clock: object) -> None:
+    tac, _ = echo_tac()
+    async with open_harness(tac) as h, h.call() as caller:
+        start = trio.current_time()
+        for _ in range(5):
+            await caller.send_raw("{not json")
+        await caller.say("hi")
+        assert (await caller.read_reply()).text == "echo: hi"
+        assert trio.current_time() - start >= 0.005 * (1 + 2 + 3 + 4 + 5)
