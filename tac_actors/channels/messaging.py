@@ -203,7 +203,9 @@ class MessagingChannel:
         self._logged: _Lru = _Lru(options.dedup_capacity)
         self.intake = Intake(supervisor, cell_for=self._cell_for, backlog=options.backlog,
                              node_backlog=options.node_backlog, debounce=options.debounce,
-                             on_drained=self._drained, on_dropped=self._dropped)
+                             on_drained=self._drained, on_dropped=self._dropped,
+                             primed=lambda c: self.ledger.of(c).primed, prime=self._prime,
+                             position=self._position)
         self.reconciler = Reconciler(self, interval=options.reconcile_interval,
                                      batch=options.reconcile_batch,
                                      pages=options.reconcile_pages)
@@ -373,6 +375,19 @@ class MessagingChannel:
 
     # -- backlog callbacks ----------------------------------------------------------------------
 
+    async def _prime(self, conversation_id: str) -> None:
+        """Read the conversation's log once before its first text reaches an actor here
+        (queues what is owed from before, and orders the backlog). Tried once; a failure
+        leaves the conversation to the sweeps."""
+        self.ledger.of(conversation_id).primed = True
+        await self.reconciler.reconcile(conversation_id)
+
+    def _position(self, conversation_id: str, communication_id: str | None) -> int | None:
+        ledger = self.ledger.get(conversation_id)
+        if ledger is None or communication_id is None:
+            return None
+        return ledger.positions.get(communication_id)
+
     def _drained(self, conversation_id: str) -> None:
         self.reconciler.flag(conversation_id)
 
@@ -506,9 +521,10 @@ class MessagingChannel:
         session.ai_agent_info = AuthorInfo(from_address, outbox.route.from_participant_id)
 
     def classify(self, conversation_id: str, communications: Sequence[Communication]) -> None:
-        """Once per conversation and process: mark the texts the log shows as answered
-        (:func:`~tac_actors.channels.messaging_ledger.pair_replies`)."""
+        """Note the log's order; once per conversation and process, mark the texts the
+        log shows as answered (:func:`~tac_actors.channels.messaging_ledger.pair_replies`)."""
         ledger = self.ledger.of(conversation_id)
+        ledger.positions = {c.id: n for n, c in enumerate(communications)}
         if ledger.baseline:
             return
         ledger.baseline = True

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Literal
 
 import attrs
@@ -73,12 +73,22 @@ class Intake:
     one (raising :class:`~tac_actors.actors.NotAccepting` during shutdown);
     ``on_drained(conversation_id)`` is called when a backlog that overflowed is empty;
     ``on_dropped(conversation_id, message)`` when a text could not be delivered (shutdown).
+
+    Order: before the first text of a conversation reaches a mailbox in this process,
+    ``prime(conversation_id)`` reads the conversation's log once (reconcile, which queues
+    the texts owed from before, e.g. those a crashed node had acknowledged); until then no
+    text of it takes the fast path. A backlog is fed in log order
+    (``position(conversation_id, id)``; texts the log did not show yet go last).
     """
 
     def __init__(self, supervisor: Supervisor, *, cell_for: Callable[[Utterance], ActorCell],
                  backlog: int, node_backlog: int, debounce: float | None,
                  on_drained: Callable[[str], None],
-                 on_dropped: Callable[[str, Utterance], None]) -> None:
+                 on_dropped: Callable[[str, Utterance], None],
+                 primed: Callable[[str], bool] = lambda _: True,
+                 prime: Callable[[str], Awaitable[object]] | None = None,
+                 position: Callable[[str, str | None], int | None] = lambda _c, _i: None
+                 ) -> None:
         self.supervisor = supervisor
         self.backlog = backlog
         self.node_backlog = node_backlog
@@ -86,6 +96,9 @@ class Intake:
         self._cell_for = cell_for
         self._on_drained = on_drained
         self._on_dropped = on_dropped
+        self._primed = primed
+        self._prime = prime
+        self._position = position
         self._backlogs: dict[str, _Backlog] = {}
         self._queued = 0
         self._nursery: trio.Nursery | None = None
@@ -116,7 +129,7 @@ class Intake:
         if not self.supervisor.statistics().accepting or self._nursery is None:
             return "shutdown"
         backlog = self._backlogs.get(conversation_id)
-        if backlog is None and self.debounce is None:
+        if backlog is None and self.debounce is None and self._primed(conversation_id):
             cell = self.supervisor.get(conversation_id)
             try:
                 if cell is None:
@@ -151,6 +164,9 @@ class Intake:
     async def _feed(self, conversation_id: str, backlog: _Backlog) -> None:
         try:
             while backlog.items:
+                if self._prime is not None and not self._primed(conversation_id):
+                    await self._prime(conversation_id)
+                self._order(conversation_id, backlog)
                 if self.debounce is not None:
                     await self._quiet(backlog, self.debounce)
                     batch = list(backlog.items)
@@ -176,6 +192,19 @@ class Intake:
                 del self._backlogs[conversation_id]
             if backlog.overflowed:
                 self._on_drained(conversation_id)
+
+    def _order(self, conversation_id: str, backlog: _Backlog) -> None:
+        """Sort the backlog by log position (stable: unknown positions keep arrival
+        order, after the known ones)."""
+        if len(backlog.items) < 2:
+            return
+        last = 1 << 62
+
+        def key(message: Utterance) -> int:
+            found = self._position(conversation_id, message.message_id)
+            return last if found is None else found
+
+        backlog.items = deque(sorted(backlog.items, key=key))
 
     @staticmethod
     async def _quiet(backlog: _Backlog, window: float) -> None:

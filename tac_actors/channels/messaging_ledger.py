@@ -43,6 +43,10 @@ class ConversationLedger:
     baseline: bool = False
     #: the conversation was handed to a human (its door is closed)
     handed_off: bool = False
+    #: whether this process read the conversation's log before feeding its actor
+    primed: bool = False
+    #: position in the log of the texts last read (orders a backlog by the log)
+    positions: dict[str, int] = attrs.field(factory=dict)
 
     def owes(self, communication_id: str) -> bool:
         """True when the text is neither answered nor being answered here."""

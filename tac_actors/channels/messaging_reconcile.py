@@ -146,6 +146,7 @@ class Reconciler:
             log.warning("reconcile: conversation %s skipped (%s)", conversation_id, exc)
             return 0
         del participants  # fetched so that echoes of our agent are recognised
+        ledger.primed = True
         channel.classify(conversation_id, communications)
         queued = 0
         for communication in communications:
