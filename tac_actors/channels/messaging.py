@@ -88,6 +88,9 @@ __all__ = ["MessagingChannel", "MessagingOptions", "WebhookAnswer"]
 log = logging.getLogger("tac_actors.messaging")
 
 AGENT_TYPES = frozenset({"AI_AGENT", "AGENT"})
+#: a conversation's state read as open less than this many seconds ago is not read again
+#: (a reconcile just before an actor's first turn)
+DOOR_FRESH = 5.0
 TEXT_CHANNELS = {"SMS": Channel.SMS, "WHATSAPP": Channel.WHATSAPP, "RCS": Channel.RCS,
                  "CHAT": Channel.CHAT}
 
@@ -104,7 +107,8 @@ class MessagingOptions:
     ``node_backlog``: texts all backlogs together may hold before webhooks get 503.
     ``reconcile_interval``: seconds between reconcile sweeps (``None``: only at start-up
     and after overflows); ``reconcile_batch``: conversations per sweep;
-    ``reconcile_pages``: pages of communications read per conversation. ``send_budget``:
+    ``reconcile_pages``: pages of communications read per conversation;
+    ``reconcile_concurrency``: conversations read at once. ``send_budget``:
     seconds a reply's send is retried before it is reported (and kept for the next
     attempt); ``max_undelivered``: replies kept per conversation.
     """
@@ -118,6 +122,7 @@ class MessagingOptions:
     reconcile_interval: float | None = 30.0
     reconcile_batch: int = 50
     reconcile_pages: int = 5
+    reconcile_concurrency: int = 8
     send_budget: float = 30.0
     max_undelivered: int = 16
 
@@ -128,7 +133,7 @@ class MessagingOptions:
                 0 < self.reconcile_interval < math.inf):
             raise ValueError("reconcile_interval must be a positive number of seconds or None")
         for name in ("dedup_capacity", "backlog", "node_backlog", "reconcile_batch",
-                     "reconcile_pages", "max_undelivered"):
+                     "reconcile_pages", "reconcile_concurrency", "max_undelivered"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
         if self.send_budget < 0:
@@ -208,7 +213,8 @@ class MessagingChannel:
                              position=self._position)
         self.reconciler = Reconciler(self, interval=options.reconcile_interval,
                                      batch=options.reconcile_batch,
-                                     pages=options.reconcile_pages)
+                                     pages=options.reconcile_pages,
+                                     concurrency=options.reconcile_concurrency)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
                   ) -> None:
@@ -380,7 +386,7 @@ class MessagingChannel:
         (queues what is owed from before, and orders the backlog). Tried once; a failure
         leaves the conversation to the sweeps."""
         self.ledger.of(conversation_id).primed = True
-        await self.reconciler.reconcile(conversation_id)
+        await self.reconciler.reconcile(conversation_id, keep_log=True)
 
     def _position(self, conversation_id: str, communication_id: str | None) -> int | None:
         ledger = self.ledger.get(conversation_id)
@@ -412,6 +418,10 @@ class MessagingChannel:
         if ledger.handed_off:
             await trio.lowlevel.checkpoint()
             return False
+        seen = ledger.door_seen_open
+        if seen is not None and trio.current_time() - seen < DOOR_FRESH:
+            await trio.lowlevel.checkpoint()
+            return True
         try:
             conversation = await self.services.orchestrator.get_conversation(conversation_id)
         except ServiceError as exc:
@@ -421,6 +431,7 @@ class MessagingChannel:
         if conversation.status == "CLOSED" or conversation.callbacks_cleared:
             ledger.handed_off = True
             return False
+        ledger.door_seen_open = trio.current_time()
         return True
 
     async def close_door(self, conversation_id: str) -> None:

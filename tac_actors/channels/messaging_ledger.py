@@ -47,6 +47,10 @@ class ConversationLedger:
     primed: bool = False
     #: position in the log of the texts last read (orders a backlog by the log)
     positions: dict[str, int] = attrs.field(factory=dict)
+    #: when (trio clock) the conversation's state was last read as open
+    door_seen_open: float | None = None
+    #: the log as a reconcile just read it, for the next actor's history (then dropped)
+    fresh_log: tuple[Communication, ...] | None = None
 
     def owes(self, communication_id: str) -> bool:
         """True when the text is neither answered nor being answered here."""

@@ -53,8 +53,11 @@ class Reconciler:
     """Finds and queues owed texts (see the module docstring)."""
 
     def __init__(self, channel: MessagingChannel, *, interval: float | None, batch: int,
-                 pages: int) -> None:
+                 pages: int, concurrency: int = 8) -> None:
         self.channel = channel
+        #: conversations read at once (a herd of new conversations must not starve the
+        #: service client's connection pool, which replies need too)
+        self._limit = trio.Semaphore(concurrency)
         self.interval = interval
         self.batch = batch
         self.pages = pages
@@ -115,9 +118,15 @@ class Reconciler:
             if not everything or self._cursor is None:
                 return queued
 
-    async def reconcile(self, conversation_id: str) -> int:
+    async def reconcile(self, conversation_id: str, *, keep_log: bool = False) -> int:
         """Queue the owed texts of one conversation; returns how many. Never raises a
-        service error (logged, and the conversation is left for the next sweep)."""
+        service error (counted, logged once per conversation, and the conversation is
+        left for the next sweep). ``keep_log``: keep what was read for the actor about
+        to start (its history). At most ``concurrency`` run at once."""
+        async with self._limit:
+            return await self._reconcile(conversation_id, keep_log)
+
+    async def _reconcile(self, conversation_id: str, keep_log: bool) -> int:
         channel = self.channel
         self.stats.conversations += 1
         ledger = channel.ledger.of(conversation_id)
@@ -143,7 +152,8 @@ class Reconciler:
             participants = await channel.participants(conversation_id)
         except ServiceError as exc:
             self.stats.failures += 1
-            log.warning("reconcile: conversation %s skipped (%s)", conversation_id, exc)
+            channel.count("reconcile_failed", conversation_id)
+            log.debug("reconcile: conversation %s skipped (%s)", conversation_id, exc)
             return 0
         del participants  # fetched so that echoes of our agent are recognised
         ledger.primed = True
@@ -157,6 +167,8 @@ class Reconciler:
                     queued += 1
                 elif outcome in ("shutdown", "overloaded", "left_for_reconcile"):
                     break
+        if queued or keep_log:  # an actor is about to start: its history needs the log
+            ledger.fresh_log = communications
         if queued:
             channel.count("reconciled", conversation_id, queued)
         self.stats.queued += queued

@@ -101,12 +101,18 @@ class TextTurnAgent(AgentWrapper):
         outbound = session.metadata.get("direction") == "outbound"
         if outbound or (not self._restore and channel.ledger.of(conversation).baseline):
             return
-        try:
-            communications = await channel.services.orchestrator.list_all_communications(
-                conversation, max_pages=channel.options.reconcile_pages)
-        except ServiceError as exc:
-            log.warning("conversation %s: history not restored (%s)", conversation, exc)
-            return
+        ledger = channel.ledger.of(conversation)
+        communications = ledger.fresh_log
+        ledger.fresh_log = None
+        if communications is None or not any(
+                c.id == message.message_id for c in communications):
+            try:
+                communications = await channel.services.orchestrator.list_all_communications(
+                    conversation, max_pages=channel.options.reconcile_pages)
+            except ServiceError as exc:
+                channel.count("history_not_restored", conversation)
+                log.debug("conversation %s: history not read (%s)", conversation, exc)
+                return
         channel.classify(conversation, communications)
         if self._restore:
             earlier = channel.history(conversation, communications, before=message.message_id)
