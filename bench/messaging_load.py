@@ -103,7 +103,8 @@ async def _drive(emu: Emulator, url: str, conversations: int, texts: int) -> dic
     emu._wake = wake  # type: ignore[method-assign]
     latencies: list[float] = []
     retried = [0]
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    limits = httpx.Limits(max_connections=conversations + 10,
+                          max_keepalive_connections=conversations + 10)
     async with httpx.AsyncClient(timeout=120, limits=limits) as client:
         delivery = HttpDelivery(client, url, auth_token=TOKEN)
 

@@ -209,7 +209,7 @@ class MessagingChannel:
         self.intake = Intake(supervisor, cell_for=self._cell_for, backlog=options.backlog,
                              node_backlog=options.node_backlog, debounce=options.debounce,
                              on_drained=self._drained, on_dropped=self._dropped,
-                             primed=lambda c: self.ledger.of(c).primed, prime=self._prime,
+                             primed=self._primed, prime=self._prime,
                              position=self._position)
         self.reconciler = Reconciler(self, interval=options.reconcile_interval,
                                      batch=options.reconcile_batch,
@@ -380,6 +380,12 @@ class MessagingChannel:
         return _ok(event.status.lower())
 
     # -- backlog callbacks ----------------------------------------------------------------------
+
+    def _primed(self, conversation_id: str) -> bool:
+        """Whether a text of the conversation may reach an actor without a log read
+        first: once the start-up pass is over, every conversation is (what existed then
+        was reconciled; what began since has had its texts' webhooks here, or a sweep)."""
+        return self.reconciler.started_up.is_set() or self.ledger.of(conversation_id).primed
 
     async def _prime(self, conversation_id: str) -> None:
         """Read the conversation's log once before its first text reaches an actor here

@@ -74,10 +74,10 @@ class Intake:
     ``on_drained(conversation_id)`` is called when a backlog that overflowed is empty;
     ``on_dropped(conversation_id, message)`` when a text could not be delivered (shutdown).
 
-    Order: before the first text of a conversation reaches a mailbox in this process,
-    ``prime(conversation_id)`` reads the conversation's log once (reconcile, which queues
-    the texts owed from before, e.g. those a crashed node had acknowledged); until then no
-    text of it takes the fast path. A backlog is fed in log order
+    Order: until ``primed(conversation_id)``, no text of the conversation takes the fast
+    path and, before the first one reaches a mailbox, ``prime(conversation_id)`` reads the
+    conversation's log once (reconcile, which queues the texts owed from before, e.g. those
+    a crashed node had acknowledged). A backlog is fed in log order
     (``position(conversation_id, id)``; texts the log did not show yet go last).
     """
 
