@@ -1,12 +1,13 @@
 """Messaging load: texts/s answered and answer latency, and what a reconcile sweep costs.
 
     .venv/bin/python bench/messaging_load.py --conversations 50 --texts 20
-    .venv/bin/python bench/messaging_load.py --conversations 1000 --texts 3
+    .venv/bin/python bench/messaging_load.py --conversations 1000 --texts 3 --pace 10
 
 The emulator and the texters run in this process; the server (Orchestrator mode, an
 agent that answers at once) runs in a child process of its own, on loopback. Each
 conversation writes its next text when the reply to the previous one was sent (closed
-loop), so the figure is the server's capacity for this many conversations. Latency is
+loop: the figure is the capacity with that many texts in flight), or ``--pace`` seconds
+after it (first text at a random offset within ``--pace``). Latency is
 from the webhook POST being sent to the emulator recording the reply's SEND_MESSAGE.
 
 Then, in this process, a runtime against the same emulator state runs reconcile sweeps
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import subprocess
 import sys
 import time
@@ -71,7 +73,7 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def load(conversations: int, texts: int, batch: int) -> dict[str, Any]:
+async def load(conversations: int, texts: int, batch: int, pace: float) -> dict[str, Any]:
     async with Emulator.running(seed=EXAMPLE_SEED) as emu:
         child = subprocess.Popen(  # noqa: ASYNC220 (starts at once; reads go to threads)
             [sys.executable, __file__, "--serve", emu.url], stdin=subprocess.PIPE,
@@ -79,7 +81,7 @@ async def load(conversations: int, texts: int, batch: int) -> dict[str, Any]:
         try:
             assert child.stdout is not None
             url = (await trio.to_thread.run_sync(child.stdout.readline)).strip()
-            figures = await _drive(emu, url, conversations, texts)
+            figures = await _drive(emu, url, conversations, texts, pace)
         finally:
             assert child.stdin is not None
             child.stdin.close()
@@ -88,7 +90,8 @@ async def load(conversations: int, texts: int, batch: int) -> dict[str, Any]:
     return figures
 
 
-async def _drive(emu: Emulator, url: str, conversations: int, texts: int) -> dict[str, Any]:
+async def _drive(emu: Emulator, url: str, conversations: int, texts: int, pace: float
+                 ) -> dict[str, Any]:
     replied: dict[str, trio.Event] = {}
     original = emu._wake
 
@@ -110,7 +113,11 @@ async def _drive(emu: Emulator, url: str, conversations: int, texts: int) -> dic
 
         async def one(i: int) -> None:
             texter = SimulatedTexter(emu, delivery, address=f"+1666{i:07d}")
+            if pace:
+                await trio.sleep(random.uniform(0, pace))
             for j in range(texts):
+                if pace and j:
+                    await trio.sleep(pace)
                 texter._conversation()  # the conversation exists before the event waits
                 event = replied[texter.conversation_id or ""] = trio.Event()
                 start = time.perf_counter()
@@ -132,7 +139,7 @@ async def _drive(emu: Emulator, url: str, conversations: int, texts: int) -> dic
         elapsed = time.perf_counter() - started
     emu._wake = original  # type: ignore[method-assign]
     total = conversations * texts
-    return {"conversations": conversations, "texts": total,
+    return {"conversations": conversations, "texts": total, "pace_s": pace,
             "texts_per_s": round(total / elapsed, 1), "webhooks_redelivered": retried[0],
             "latency_ms": {"p50": round(1000 * _percentile(latencies, 0.50), 1),
                            "p99": round(1000 * _percentile(latencies, 0.99), 1)}}
@@ -172,9 +179,12 @@ def main() -> None:
     parser.add_argument("--conversations", type=int, default=50)
     parser.add_argument("--texts", type=int, default=20, help="texts per conversation")
     parser.add_argument("--batch", type=int, default=50, help="conversations per sweep")
+    parser.add_argument("--pace", type=float, default=0.0,
+                        help="seconds between a reply and the conversation's next text "
+                             "(first text at a random offset within it); 0: closed loop")
     parser.add_argument("--json", help="write the figures here too")
     args = parser.parse_args()
-    figures = trio.run(load, args.conversations, args.texts, args.batch)
+    figures = trio.run(load, args.conversations, args.texts, args.batch, args.pace)
     figures["cpus"] = os.cpu_count()
     print(json.dumps(figures, indent=2))
     if args.json:

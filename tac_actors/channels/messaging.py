@@ -108,7 +108,9 @@ class MessagingOptions:
     ``reconcile_interval``: seconds between reconcile sweeps (``None``: only at start-up
     and after overflows); ``reconcile_batch``: conversations per sweep;
     ``reconcile_pages``: pages of communications read per conversation;
-    ``reconcile_concurrency``: conversations read at once. ``send_budget``:
+    ``reconcile_concurrency``: conversations whose log or state is read at once (by
+    reconcile or an actor's first turn); ``send_concurrency``: replies being sent at once
+    across the node (the service client keeps 100 connections). ``send_budget``:
     seconds a reply's send is retried before it is reported (and kept for the next
     attempt); ``max_undelivered``: replies kept per conversation.
     """
@@ -123,6 +125,7 @@ class MessagingOptions:
     reconcile_batch: int = 50
     reconcile_pages: int = 5
     reconcile_concurrency: int = 8
+    send_concurrency: int = 64
     send_budget: float = 30.0
     max_undelivered: int = 16
 
@@ -133,7 +136,8 @@ class MessagingOptions:
                 0 < self.reconcile_interval < math.inf):
             raise ValueError("reconcile_interval must be a positive number of seconds or None")
         for name in ("dedup_capacity", "backlog", "node_backlog", "reconcile_batch",
-                     "reconcile_pages", "reconcile_concurrency", "max_undelivered"):
+                     "reconcile_pages", "reconcile_concurrency", "send_concurrency",
+                     "max_undelivered"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
         if self.send_budget < 0:
@@ -211,10 +215,14 @@ class MessagingChannel:
                              on_drained=self._drained, on_dropped=self._dropped,
                              primed=self._primed, prime=self._prime,
                              position=self._position)
+        #: bounds the sends in flight (the node's replies wait their turn here, inside
+        #: no budget, rather than time out waiting for a pooled connection)
+        self.send_limit = trio.Semaphore(options.send_concurrency)
+        #: bounds the log and state reads in flight (reconcile and first turns)
+        self.read_limit = trio.Semaphore(options.reconcile_concurrency)
         self.reconciler = Reconciler(self, interval=options.reconcile_interval,
                                      batch=options.reconcile_batch,
-                                     pages=options.reconcile_pages,
-                                     concurrency=options.reconcile_concurrency)
+                                     pages=options.reconcile_pages, limit=self.read_limit)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
                   ) -> None:
@@ -638,6 +646,7 @@ class MessagingChannel:
             self.services, route, hand_off=hand_off,
             answered=lambda ids: ledger.answered(conversation, ids),
             released=lambda ids: ledger.release(conversation, ids),
+            kept=lambda: self.reconciler.flag(conversation), send_limit=self.send_limit,
             before_last=before_last, send_budget=self.options.send_budget,
             max_undelivered=self.options.max_undelivered)
         agent = TextTurnAgent(self.agent, self, outbox, restore_history=True)

@@ -13,8 +13,8 @@ Promises:
 * **in order, retried within a budget**: messages leave one at a time in the order they
   were made. A failed send is retried with backoff (0.25 s doubling to 8 s, besides the
   service client's own quick retries) for ``send_budget`` seconds; then it is reported to
-  ``on_error`` with phase ``"delivery"`` and kept: the next message, or the next
-  reconcile sweep (:meth:`MessagingOutbox.flush`), tries it again first. At most
+  ``on_error`` with phase ``"delivery"`` and kept: the next message, or reconcile
+  (``kept`` asks for it at once; :meth:`MessagingOutbox.flush`), tries it again first. At most
   ``max_undelivered`` are kept; the oldest beyond that is dropped and its texts are
   owed again (reconcile answers them anew). The outbox never raises a service error into
   the actor;
@@ -103,6 +103,8 @@ class MessagingOutbox:
                  hand_off: Handoff | None = None, answered: Answered | None = None,
                  released: Answered | None = None,
                  before_last: Callable[[], Awaitable[None]] | None = None,
+                 kept: Callable[[], None] | None = None,
+                 send_limit: trio.Semaphore | None = None,
                  send_budget: float = 30.0, max_undelivered: int = 16) -> None:
         self._services = services
         self.route = route
@@ -110,6 +112,8 @@ class MessagingOutbox:
         self._answered = answered
         self._released = released
         self._before_last = before_last
+        self._kept = kept
+        self._send_limit = send_limit
         self.send_budget = send_budget
         self.max_undelivered = max_undelivered
         self._parts: dict[int, list[str]] = {}
@@ -206,6 +210,12 @@ class MessagingOutbox:
         return True
 
     async def _send(self, message: _Message) -> bool:
+        if self._send_limit is None:
+            return await self._send_within_budget(message)
+        async with self._send_limit:  # overload queues here, not in the HTTP pool
+            return await self._send_within_budget(message)
+
+    async def _send_within_budget(self, message: _Message) -> bool:
         route = self.route
         deadline = trio.current_time() + self.send_budget
         delay = FIRST_BACKOFF
@@ -228,6 +238,8 @@ class MessagingOutbox:
                                 self.send_budget, exc)
                     if self.cell is not None:
                         await self.cell.report(exc, "delivery", message.turn)
+                    if self._kept is not None:
+                        self._kept()  # another attempt soon, even if no text comes
                     return False
                 await trio.sleep(delay)
                 delay = min(delay * 2, LAST_BACKOFF)

@@ -53,11 +53,11 @@ class Reconciler:
     """Finds and queues owed texts (see the module docstring)."""
 
     def __init__(self, channel: MessagingChannel, *, interval: float | None, batch: int,
-                 pages: int, concurrency: int = 8) -> None:
+                 pages: int, limit: trio.Semaphore | None = None) -> None:
         self.channel = channel
-        #: conversations read at once (a herd of new conversations must not starve the
-        #: service client's connection pool, which replies need too)
-        self._limit = trio.Semaphore(concurrency)
+        #: conversations read at once (shared with the actors' first-turn reads: a herd
+        #: of new conversations must not starve the connection pool replies need too)
+        self._limit = limit or trio.Semaphore(8)
         self.interval = interval
         self.batch = batch
         self.pages = pages
@@ -80,18 +80,38 @@ class Reconciler:
         """Start-up pass, then flagged conversations and periodic sweeps, until
         cancelled."""
         task_status.started()
-        await self.sweep(everything=True)
-        self.started_up.set()
-        while True:
-            with trio.move_on_after(self.interval if self.interval is not None
-                                    else float("inf")) as timer:
-                await self._wake.wait()
-            self._wake = trio.Event()
-            flagged, self._flagged = list(self._flagged), {}
-            for conversation_id in flagged:
-                await self.reconcile(conversation_id)
-            if timer.cancelled_caught:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._serve_flags)
+            await self.sweep(everything=True)
+            self.started_up.set()
+            if self.interval is None:
+                return
+            while True:
+                await trio.sleep(self.interval)
                 await self.sweep()
+
+    async def _serve_flags(self) -> None:
+        """Reconcile flagged conversations as they come, each in its own task (a flush of
+        kept replies may take a send budget), one task per conversation at a time."""
+        running: set[str] = set()
+
+        async def one(conversation_id: str) -> None:
+            try:
+                await self.reconcile(conversation_id)
+            finally:
+                running.discard(conversation_id)
+                if conversation_id in self._flagged:
+                    self._wake.set()
+
+        async with trio.open_nursery() as nursery:
+            while True:
+                await self._wake.wait()
+                self._wake = trio.Event()
+                for conversation_id in list(self._flagged):
+                    if conversation_id not in running:
+                        del self._flagged[conversation_id]
+                        running.add(conversation_id)
+                        nursery.start_soon(one, conversation_id)
 
     async def sweep(self, *, everything: bool = False) -> int:
         """Reconcile the next ``batch`` ACTIVE conversations (all of them with
@@ -122,7 +142,13 @@ class Reconciler:
         """Queue the owed texts of one conversation; returns how many. Never raises a
         service error (counted, logged once per conversation, and the conversation is
         left for the next sweep). ``keep_log``: keep what was read for the actor about
-        to start (its history). At most ``concurrency`` run at once."""
+        to start (its history). At most ``limit`` run at once."""
+        channel = self.channel
+        cell = channel.supervisor.get(conversation_id)
+        outbox = cell.outbox if cell is not None else None
+        if isinstance(outbox, MessagingOutbox) and outbox.undelivered:
+            with trio.move_on_after(channel.options.send_budget):
+                await outbox.flush()
         async with self._limit:
             return await self._reconcile(conversation_id, keep_log)
 
@@ -133,11 +159,6 @@ class Reconciler:
         if ledger.handed_off:
             await trio.lowlevel.checkpoint()
             return 0
-        cell = channel.supervisor.get(conversation_id)
-        outbox = cell.outbox if cell is not None else None
-        if isinstance(outbox, MessagingOutbox) and outbox.undelivered:
-            with trio.move_on_after(channel.options.send_budget):
-                await outbox.flush()
         self.stats.requests += 1
         door = await channel.door_open(conversation_id)
         if door is None:

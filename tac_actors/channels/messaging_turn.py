@@ -68,11 +68,13 @@ class TextTurnAgent(AgentWrapper):
         channel = self._channel
         conversation = session.conversation_id
         ids = answered_ids(message)
-        if not self._door_checked:
-            self._door_checked = await channel.door_open(conversation) is not None
-        if not self._prepared:
-            self._prepared = True
-            await self._prepare(message, session)
+        if not (self._door_checked and self._prepared):
+            async with channel.read_limit:
+                if not self._door_checked:
+                    self._door_checked = await channel.door_open(conversation) is not None
+                if not self._prepared:
+                    self._prepared = True
+                    await self._prepare(message, session)
         ledger = channel.ledger.of(conversation)
         if ledger.handed_off:
             # the human's now: not ours to answer, and nothing more is owed by the bot
