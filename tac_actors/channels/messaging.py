@@ -56,6 +56,7 @@ from datetime import UTC, datetime
 import attrs
 import trio
 
+from tac_actors._logsafe import LogLimiter, excerpt
 from tac_actors.actors import (
     ActorCell,
     Agent,
@@ -210,6 +211,8 @@ class MessagingChannel:
         self._looking: dict[str, trio.Event] = {}
         self.counters: Counter[str] = Counter()
         self._logged: _Lru = _Lru(options.dedup_capacity)
+        #: bad webhooks and a full node: one line per kind and minute
+        self._bad_input = LogLimiter(log, interval=60.0)
         self.intake = Intake(supervisor, cell_for=self._cell_for, backlog=options.backlog,
                              node_backlog=options.node_backlog, debounce=options.debounce,
                              on_drained=self._drained, on_dropped=self._dropped,
@@ -298,11 +301,11 @@ class MessagingChannel:
         try:
             event = parse_webhook(body)
         except ProtocolError as exc:
-            log.warning("webhook rejected (400): %s", exc.message)
+            self._bad_input.warning("400", "webhook rejected (400): %s", excerpt(exc.message))
             return WebhookAnswer(400, {"status": "error", "error": exc.message[:200]})
         token = f"token:{idempotency_token}" if idempotency_token else None
         if token is not None and token in self._seen:
-            log.info("webhook %s already handled: dropped", token)
+            log.info("webhook %s already handled: dropped", excerpt(token, 100))
             return _ok("duplicate")
         answer = self.handle_event(event)
         if token is not None and answer.status < 500:
@@ -365,8 +368,8 @@ class MessagingChannel:
             self.ledger.release(conversation, (event.id,))
             self.count(outcome, conversation)
             if outcome == "overloaded":
-                log.warning("node backlog full (%d texts): answering 503",
-                            self.intake.queued)
+                self._bad_input.warning("overloaded", "node backlog full (%d texts): "
+                                        "answering 503", self.intake.queued)
         elif source == "reconcile":
             self.count("answered_late_by_reconcile", conversation)
         return outcome

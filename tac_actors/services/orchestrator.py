@@ -313,7 +313,7 @@ class OrchestratorClient:
         """Drop the conversation's own configuration override, so its configuration's
         status callbacks apply again (undoes :meth:`clear_status_callbacks`)."""
         await self._http.request(
-            Product.CONVERSATIONS, "PATCH", f"/v2/Conversations/{conversation_id}",
+            Product.CONVERSATIONS, "PATCH", f"/v2/Conversations/{path_segment(conversation_id)}",
             json_body={"configuration": {}},
         )
 
