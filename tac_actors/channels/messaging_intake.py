@@ -235,6 +235,12 @@ class Intake:
             except trio.ClosedResourceError:
                 await trio.lowlevel.checkpoint()
                 continue  # it ended meanwhile: its successor gets the text
+            except Exception:
+                # a bug in spawning: contained here (the text stays in the log for
+                # reconcile), never the feeders' nursery
+                log.exception("conversation %s: could not start its actor; the text is "
+                              "left to reconcile", conversation_id)
+                return False
             return True
 
 

@@ -332,3 +332,27 @@ async def test_node_shutting_down_answers_503(emu: Emulator, autojump_clock: Any
             assert (refused.status, refused.retry_after) == (503, "1")
             await trio.testing.wait_all_tasks_blocked()
         assert channel.counters["shutdown"] == 1
+
+
+async def test_a_bug_in_spawning_is_contained_and_the_text_left_to_reconcile(
+        emu: Emulator, autojump_clock: Any, monkeypatch: Any) -> None:
+    with trio.fail_after(LIMIT):
+        # debounce sends every text through the backlog, whose feeder spawns the actor
+        tac = _tac(emu, tac_options={"messaging": MessagingOptions(
+            debounce=1.0, reconcile_interval=None)})
+        tac.on_message_ready(lambda m, s, mem: f"re: {m}")
+        async with in_process(emu, tac) as runtime:
+            channel = _channel(runtime)
+            texter = SimulatedTexter(emu, channel)
+            spawn = runtime.supervisor.spawn
+
+            def bug(*args: Any, **kwargs: Any) -> Any:
+                raise RuntimeError("a bug in spawn")
+
+            monkeypatch.setattr(runtime.supervisor, "spawn", bug)
+            assert (await texter.send("hi")).status == 200
+            await trio.sleep(5)  # the feeder hit the bug; the runtime is still up
+            assert texter.replies() == []
+            monkeypatch.setattr(runtime.supervisor, "spawn", spawn)
+            assert await channel.reconciler.sweep(everything=True) == 1
+            assert (await texter.read_reply()).text == "re: hi"
