@@ -112,6 +112,12 @@ class Runtime:
             supervisor = await stack.enter_async_context(Supervisor.open(
                 restart_limit=config.restart_limit, shutdown_grace=config.shutdown_grace))
             runtime = cls(tac, supervisor, services)
+            if runtime.messaging is not None:
+                # backlogs and reconcile; cancelled first on the way out (the exit stack
+                # unwinds in reverse), before the supervisor drains
+                nursery = await stack.enter_async_context(trio.open_nursery())
+                stack.callback(nursery.cancel_scope.cancel)
+                await nursery.start(runtime.messaging.run)
             tac.runtime = runtime
             try:
                 yield runtime

@@ -4,40 +4,53 @@ One channel object serves SMS, WhatsApp, RCS and Chat. Every conversation is one
 (key: the Orchestrator conversation id), spawned by its first message; the session's
 channel is the author's channel.
 
+**The delivery guarantee.** Every text the Orchestrator stored in an ACTIVE conversation
+of ours is answered exactly once by the bot, unless the conversation is handed off or
+closed first. The Orchestrator's log is the durable record; this process keeps only a
+ledger of what it took on and answered (:mod:`~tac_actors.channels.messaging_ledger`),
+and reconcile (:mod:`~tac_actors.channels.messaging_reconcile`) fills every gap from the
+log: texts whose webhook never came, texts queued when a process crashed or shut down,
+replies that could not be sent. Replies carry an idempotency key per inbound text, so a
+replayed turn sends nothing twice (:mod:`~tac_actors.channels.messaging_outbox`).
+
 What :meth:`MessagingChannel.receive_webhook` promises, for one POST of ``/webhook``:
 
-* **answer early**: 200 as soon as the message is in the actor's mailbox, never after
-  the agent answered it;
-* **back-pressure**: a full mailbox answers 503 with ``Retry-After``, and the message is
-  not marked as seen, so Twilio's retry is handled;
-* **idempotency**: a webhook whose ``I-Twilio-Idempotency-Token`` or communication id
-  was handled before is answered 200 and dropped (a bounded LRU of ``dedup_capacity``
-  ids, per process); the same webhook arriving while its first copy is still being
-  handled answers 503, so it is retried once the outcome is known;
-* **echoes**: messages written by our own addresses (phone number, WhatsApp number,
-  RCS sender, chat agent address) or by an ``AI_AGENT``/``AGENT`` participant are
-  dropped. Participants are looked up at most once per conversation (then cached);
+* **accept, never bounce, never wait**: a text is answered 200 once it is *recorded*: in
+  its actor's mailbox, in the conversation's bounded backlog, or (backlog full) left in
+  the Orchestrator's log for reconcile, which then answers it. The answer never waits on
+  the Orchestrator or on an actor (participants, history and the conversation's state are
+  looked up inside the turn, :mod:`~tac_actors.channels.messaging_turn`);
+* **503** with ``Retry-After`` only when the whole node cannot take texts: shutting down,
+  or more than ``node_backlog`` texts waiting across its backlogs. The text is in the
+  Orchestrator's log either way; the 503 asks Twilio to retry (see the README for the
+  ``#rc``/``#rp`` retry fragment);
+* **idempotency**: a text already taken (webhook or reconcile) or answered is answered 200
+  ``duplicate``; webhooks are also deduplicated by ``I-Twilio-Idempotency-Token`` (a
+  bounded LRU of ``dedup_capacity`` tokens);
+* **echoes**: texts written by our own addresses are dropped at once; texts by an
+  ``AI_AGENT``/``AGENT`` participant at another address are dropped in the turn;
 * **bad input**: a body that does not parse answers 400 and touches no actor;
 * **lifecycle**: ``CLOSED`` hangs the conversation's actor up (its running turn is
   cancelled, ``on_conversation_ended`` runs once); ``INACTIVE`` drops the memory cache;
   an actor stopped by the idle timeout is respawned, with a fresh session, by the next
-  message; before its first turn, ``session.history`` is rebuilt from the
-  Orchestrator's communications (:mod:`~tac_actors.channels.messaging_history`);
-* **handoff**: once a conversation was handed to a human (a Studio execution), its
-  later messages are acknowledged and left to the human: no actor is respawned for it
-  until the Orchestrator closes it (remembered per process, like the seen ids).
+  message; before its first turn, ``session.history`` is rebuilt from the Orchestrator;
+* **handoff closes the door**: before the last bot message and the Studio execution the
+  Orchestrator conversation is set INACTIVE and its status callbacks are cleared (as the
+  reference does). From then on no bot actor answers it, in this process (a fast mark) or
+  any later one (every new actor and every reconcile checks the conversation's state).
 
 Busy policy and debounce: texts arriving during a turn queue behind it (policy
-``queue``). With ``debounce`` set, a turn first waits until no text has arrived for
-``debounce`` seconds, then answers every queued text at once (joined by newlines).
+``queue``). With ``debounce`` set, texts wait in the conversation's backlog until none has
+arrived for ``debounce`` seconds and are then answered at once (joined by newlines); the
+turn and its deadline start after that (:mod:`~tac_actors.channels.messaging_intake`).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections import OrderedDict
-from collections.abc import Callable
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 import attrs
@@ -52,12 +65,16 @@ from tac_actors.actors import (
     Supervisor,
     Utterance,
 )
-from tac_actors.channels.messaging_debounce import DebouncingAgent
-from tac_actors.channels.messaging_history import HistoryRestoringAgent
+from tac_actors.channels.messaging_history import history_from
+from tac_actors.channels.messaging_intake import Intake, Offer
+from tac_actors.channels.messaging_ledger import Ledger, pair_replies
 from tac_actors.channels.messaging_outbox import MessagingOutbox, Route, studio_handoff
+from tac_actors.channels.messaging_reconcile import Reconciler
+from tac_actors.channels.messaging_turn import TextTurnAgent, answered_ids
 from tac_actors.config import ChannelPolicy, TACConfig
 from tac_actors.protocol.errors import ProtocolError
 from tac_actors.protocol.webhooks import (
+    CommunicationAuthor,
     CommunicationCreated,
     ConversationUpdated,
     WebhookEvent,
@@ -65,17 +82,18 @@ from tac_actors.protocol.webhooks import (
 )
 from tac_actors.services import ServiceError, TwilioServices
 from tac_actors.services.orchestrator import Communication, Participant
-from tac_actors.session import AuthorInfo, Channel, ConversationSession
+from tac_actors.session import AuthorInfo, Channel, ConversationSession, HistoryEntry
 
 __all__ = ["MessagingChannel", "MessagingOptions", "WebhookAnswer"]
 
 log = logging.getLogger("tac_actors.messaging")
 
 AGENT_TYPES = frozenset({"AI_AGENT", "AGENT"})
+#: a conversation's state read as open less than this many seconds ago is not read again
+#: (a reconcile just before an actor's first turn)
+DOOR_FRESH = 5.0
 TEXT_CHANNELS = {"SMS": Channel.SMS, "WHATSAPP": Channel.WHATSAPP, "RCS": Channel.RCS,
                  "CHAT": Channel.CHAT}
-#: how long a message waits for a stopping actor of its conversation before respawning
-RESPAWN_WAIT = 10.0
 
 
 @attrs.frozen(kw_only=True)
@@ -83,21 +101,48 @@ class MessagingOptions:
     """Settings of the messaging channel.
 
     ``debounce``: seconds of quiet that close a burst of texts (``None``: every text is
-    answered on its own). ``dedup_capacity``: how many webhook ids are remembered.
-    ``chat_agent_address``: our address on Chat. ``retry_after``: seconds sent with a
-    503 answer.
+    answered on its own). ``dedup_capacity``: how many webhook tokens, conversations'
+    ledgers and participant lists are remembered. ``chat_agent_address``: our address on
+    Chat. ``retry_after``: seconds sent with a 503 answer. ``backlog``: texts one
+    conversation may have waiting beyond its mailbox (more are left to reconcile);
+    ``node_backlog``: texts all backlogs together may hold before webhooks get 503.
+    ``reconcile_interval``: seconds between reconcile sweeps (``None``: only at start-up
+    and after overflows); ``reconcile_batch``: conversations per sweep;
+    ``reconcile_pages``: pages of communications read per conversation;
+    ``reconcile_concurrency``: conversations whose log or state is read at once (by
+    reconcile or an actor's first turn); ``send_concurrency``: replies being sent at once
+    across the node (the service client keeps 100 connections). ``send_budget``:
+    seconds a reply's send is retried before it is reported (and kept for the next
+    attempt); ``max_undelivered``: replies kept per conversation.
     """
 
     debounce: float | None = None
     dedup_capacity: int = 10_000
     chat_agent_address: str = "ai-assistant"
     retry_after: int = 1
+    backlog: int = 256
+    node_backlog: int = 100_000
+    reconcile_interval: float | None = 30.0
+    reconcile_batch: int = 50
+    reconcile_pages: int = 5
+    reconcile_concurrency: int = 8
+    send_concurrency: int = 64
+    send_budget: float = 30.0
+    max_undelivered: int = 16
 
     def __attrs_post_init__(self) -> None:
         if self.debounce is not None and not (0 < self.debounce < math.inf):
             raise ValueError("debounce must be a positive number of seconds or None")
-        if self.dedup_capacity < 1:
-            raise ValueError("dedup_capacity must be at least 1")
+        if self.reconcile_interval is not None and not (
+                0 < self.reconcile_interval < math.inf):
+            raise ValueError("reconcile_interval must be a positive number of seconds or None")
+        for name in ("dedup_capacity", "backlog", "node_backlog", "reconcile_batch",
+                     "reconcile_pages", "reconcile_concurrency", "send_concurrency",
+                     "max_undelivered"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.send_budget < 0:
+            raise ValueError("send_budget must not be negative")
 
 
 @attrs.frozen
@@ -140,7 +185,11 @@ def bare(address: str) -> str:
 
 
 class MessagingChannel:
-    """Serves Orchestrator webhooks with conversation actors (see the module docstring)."""
+    """Serves Orchestrator webhooks with conversation actors (see the module docstring).
+
+    :meth:`run` must run (the runtime starts it) for backlogs and reconcile to work;
+    without it every text takes the fast path or gets 503.
+    """
 
     def __init__(self, supervisor: Supervisor, agent: Agent, services: TwilioServices,
                  config: TACConfig, *, policy: ChannelPolicy,
@@ -151,16 +200,51 @@ class MessagingChannel:
         self.services = services
         self.config = config
         self.policy = policy
-        self.options = options or MessagingOptions()
+        self.options = options = options or MessagingOptions()
         self._forget = forget
-        self._seen = _Lru(self.options.dedup_capacity)
-        #: conversations handed to a human: their messages are no longer the bot's
-        self._handed_off = _Lru(self.options.dedup_capacity)
-        self._in_flight: set[str] = set()
+        self._seen = _Lru(options.dedup_capacity)
+        #: what this process took on and answered, per conversation
+        self.ledger = Ledger(options.dedup_capacity)
+        #: conversations whose Studio execution already ran (the handoff tool)
+        self._studio_done = _Lru(options.dedup_capacity)
         self._participants: OrderedDict[str, tuple[Participant, ...]] = OrderedDict()
         self._looking: dict[str, trio.Event] = {}
-        #: bad webhooks and full mailboxes: one line per kind or conversation and minute
+        self.counters: Counter[str] = Counter()
+        self._logged: _Lru = _Lru(options.dedup_capacity)
+        #: bad webhooks and a full node: one line per kind and minute
         self._bad_input = LogLimiter(log, interval=60.0)
+        self.intake = Intake(supervisor, cell_for=self._cell_for, backlog=options.backlog,
+                             node_backlog=options.node_backlog, debounce=options.debounce,
+                             on_drained=self._drained, on_dropped=self._dropped,
+                             primed=self._primed, prime=self._prime,
+                             position=self._position)
+        #: bounds the sends in flight (the node's replies wait their turn here, inside
+        #: no budget, rather than time out waiting for a pooled connection)
+        self.send_limit = trio.Semaphore(options.send_concurrency)
+        #: bounds the log and state reads in flight (reconcile and first turns)
+        self.read_limit = trio.Semaphore(options.reconcile_concurrency)
+        self.reconciler = Reconciler(self, interval=options.reconcile_interval,
+                                     batch=options.reconcile_batch,
+                                     pages=options.reconcile_pages, limit=self.read_limit)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+                  ) -> None:
+        """Run the backlog feeders and the reconciler until cancelled."""
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.intake.run)
+            await nursery.start(self.reconciler.run)
+            task_status.started()
+
+    # -- outcomes, logged once per conversation ------------------------------------------------
+
+    def count(self, outcome: str, conversation_id: str, n: int = 1) -> None:
+        """Count an outcome; log it the first time it happens to a conversation."""
+        self.counters[outcome] += n
+        key = f"{outcome}:{conversation_id}"
+        if key not in self._logged:
+            self._logged.add(key)
+            log.info("conversation %s: %s (%d so far on this node)", conversation_id,
+                     outcome.replace("_", " "), self.counters[outcome])
 
     # -- addresses ------------------------------------------------------------------------
 
@@ -184,89 +268,111 @@ class MessagingChannel:
                 self.config.rcs_sender_id, self.options.chat_agent_address)
         return bare(address) in {bare(a) for a in mine if a}
 
+    def is_agent_participant(self, conversation_id: str, participant_id: str | None) -> bool:
+        """Whether ``participant_id`` is an AI_AGENT/AGENT of the conversation (as far as
+        the cached participants tell)."""
+        if not participant_id:
+            return False
+        return any(p.id == participant_id and p.type in AGENT_TYPES
+                   for p in self._participants.get(conversation_id, ()))
+
+    def is_ours_communication(self, conversation_id: str, communication: Communication
+                              ) -> bool:
+        author = communication.author
+        return self._is_ours(author.address) or self.is_agent_participant(
+            conversation_id, author.participant_id)
+
+    def is_customer_text(self, conversation_id: str, communication: Communication) -> bool:
+        """A text the bot owes a reply: on a text channel, not blank, not ours."""
+        content = communication.content
+        return (communication.author.channel.upper() in TEXT_CHANNELS
+                and (content.type or "TEXT").upper() == "TEXT"
+                and bool(content.text.strip())
+                and not self.is_ours_communication(conversation_id, communication))
+
     # -- webhooks ---------------------------------------------------------------------------
 
     async def receive_webhook(self, body: bytes, *, idempotency_token: str | None = None
                               ) -> WebhookAnswer:
         """Handle one webhook body (its signature already checked). Never raises for
-        anything in the body; cancellable (then nothing was enqueued)."""
+        anything in the body, never waits on a service; cancellable (then nothing was
+        recorded)."""
+        await trio.lowlevel.checkpoint()
         try:
             event = parse_webhook(body)
         except ProtocolError as exc:
             self._bad_input.warning("400", "webhook rejected (400): %s", excerpt(exc.message))
-            await trio.lowlevel.checkpoint()
             return WebhookAnswer(400, {"status": "error", "error": exc.message[:200]})
-        keys = [f"token:{idempotency_token}"] if idempotency_token else []
-        if isinstance(event, CommunicationCreated):
-            keys.append(f"communication:{event.id}")
-        if any(key in self._seen for key in keys):
-            log.info("webhook %s already handled: dropped", excerpt(keys[0], 100))
-            await trio.lowlevel.checkpoint()
+        token = f"token:{idempotency_token}" if idempotency_token else None
+        if token is not None and token in self._seen:
+            log.info("webhook %s already handled: dropped", excerpt(token, 100))
             return _ok("duplicate")
-        if any(key in self._in_flight for key in keys):
-            await trio.lowlevel.checkpoint()
-            return self._busy()
-        self._in_flight.update(keys)
-        try:
-            answer = await self.handle_event(event)
-        finally:
-            self._in_flight.difference_update(keys)
-        if answer.status < 500:
-            for key in keys:
-                self._seen.add(key)
+        answer = self.handle_event(event)
+        if token is not None and answer.status < 500:
+            self._seen.add(token)
         return answer
 
-    def _busy(self) -> WebhookAnswer:
-        return WebhookAnswer(503, {"status": "busy"}, retry_after=self.options.retry_after)
+    def _busy(self, outcome: str) -> WebhookAnswer:
+        return WebhookAnswer(503, {"status": "busy", "outcome": outcome},
+                             retry_after=self.options.retry_after)
 
-    async def handle_event(self, event: WebhookEvent) -> WebhookAnswer:
-        """Act on one parsed event (no idempotency check)."""
+    def handle_event(self, event: WebhookEvent) -> WebhookAnswer:
+        """Act on one parsed event (no token check). Synchronous: it never waits."""
         if isinstance(event, CommunicationCreated):
-            return await self._communication(event)
+            return self._communication(event)
         if isinstance(event, ConversationUpdated):
-            await trio.lowlevel.checkpoint()
             return self._conversation_updated(event)
-        await trio.lowlevel.checkpoint()
         return _ok("ignored")
 
-    async def _communication(self, event: CommunicationCreated) -> WebhookAnswer:
+    def _communication(self, event: CommunicationCreated) -> WebhookAnswer:
         channel = TEXT_CHANNELS.get(event.author.channel.upper())
         if channel is None:  # e.g. a voice transcript: the voice channel has it already
-            await trio.lowlevel.checkpoint()
             return _ok("ignored")
         if not event.text.strip():
-            await trio.lowlevel.checkpoint()
             return _ok("empty")
         if self._is_ours(event.author.address):
-            await trio.lowlevel.checkpoint()
             return _ok("echo")
-        if event.conversation_id in self._handed_off:
-            log.info("conversation %s: message for a human agent (handed off), not answered",
-                     event.conversation_id)
-            await trio.lowlevel.checkpoint()
-            return _ok("handed_off")
-        participants = await self.participants(event.conversation_id)
-        author = event.author.participant_id
-        if author and any(p.id == author and p.type in AGENT_TYPES for p in participants):
-            return _ok("echo")
+        outcome = self.accept(event, source="webhook")
+        if outcome in ("overloaded", "shutdown"):
+            return self._busy(outcome)
+        return _ok(outcome)
+
+    def accept_communication(self, communication: Communication, *, source: str) -> str:
+        """Take a text found in the log (reconcile) like a webhook's."""
+        author = communication.author
+        event = CommunicationCreated(
+            id=communication.id, conversation_id=communication.conversation_id or "",
+            author=CommunicationAuthor(address=author.address, channel=author.channel,
+                                      participant_id=author.participant_id),
+            text=communication.content.text, channel_id=communication.channel_id,
+            created_at=communication.created_at)
+        return self.accept(event, source=source)
+
+    def accept(self, event: CommunicationCreated, *, source: str) -> str:
+        """Record a text for its conversation's actor (see the module docstring).
+        Returns the outcome: ``accepted``/``queued``/``left_for_reconcile`` (recorded),
+        ``duplicate``, ``handed_off``, or ``overloaded``/``shutdown`` (not recorded)."""
+        conversation = event.conversation_id
+        ledger = self.ledger.get(conversation)
+        if ledger is not None and ledger.handed_off:
+            self.count("not_answered_handed_off", conversation)
+            return "handed_off"
+        if not self.ledger.take(conversation, event.id):
+            return "duplicate"
         message = Utterance(event.text, message_id=event.id, meta={
-            "channel": str(channel), "author": event.author.address,
-            "received_at": trio.current_time()})
-        for _ in range(2):
-            cell = await self._cell_for(event, channel, participants)
-            if cell is None:
-                return self._busy()
-            try:
-                cell.send_nowait(message)
-            except trio.WouldBlock:
-                self._bad_input.warning(event.conversation_id,
-                                        "conversation %s: mailbox full, answering 503",
-                                        event.conversation_id)
-                return self._busy()
-            except trio.ClosedResourceError:
-                continue  # it ended meanwhile: respawn once
-            return _ok("accepted")
-        return self._busy()
+            "channel": event.author.channel.upper(), "author": event.author.address,
+            "participant_id": event.author.participant_id, "event": event,
+            "source": source, "received_at": trio.current_time()})
+        outcome: Offer = self.intake.offer(conversation, message)
+        if outcome in ("overloaded", "shutdown", "left_for_reconcile"):
+            self.ledger.release(conversation, (event.id,))
+            self.count(outcome, conversation)
+            if outcome == "overloaded":
+                self._bad_input.warning("overloaded", "node backlog full (%d texts): "
+                                        "answering 503", self.intake.queued)
+        elif source == "reconcile":
+            self.count("answered_late_by_reconcile", conversation)
+        return outcome
 
     def _conversation_updated(self, event: ConversationUpdated) -> WebhookAnswer:
         ours = self.config.conversation_configuration_id
@@ -279,12 +385,115 @@ class MessagingChannel:
                 log.info("conversation %s closed by the Orchestrator", conversation)
                 cell.hang_up("closed")
             self._participants.pop(conversation, None)
-            self._handed_off.discard(conversation)
+            self.ledger.of(conversation).handed_off = True
         elif event.status == "INACTIVE" and self._forget is not None:
             self._forget(conversation)
         return _ok(event.status.lower())
 
-    # -- participants and actors ------------------------------------------------------------
+    # -- backlog callbacks ----------------------------------------------------------------------
+
+    def _primed(self, conversation_id: str) -> bool:
+        """Whether a text of the conversation may reach an actor without a log read
+        first: once the start-up pass is over, every conversation is (what existed then
+        was reconciled; what began since has had its texts' webhooks here, or a sweep)."""
+        return self.reconciler.started_up.is_set() or self.ledger.of(conversation_id).primed
+
+    async def _prime(self, conversation_id: str) -> None:
+        """Read the conversation's log once before its first text reaches an actor here
+        (queues what is owed from before, and orders the backlog). Tried once; a failure
+        leaves the conversation to the sweeps."""
+        self.ledger.of(conversation_id).primed = True
+        await self.reconciler.reconcile(conversation_id, keep_log=True)
+
+    def _position(self, conversation_id: str, communication_id: str | None) -> int | None:
+        ledger = self.ledger.get(conversation_id)
+        if ledger is None or communication_id is None:
+            return None
+        return ledger.positions.get(communication_id)
+
+    def _drained(self, conversation_id: str) -> None:
+        self.reconciler.flag(conversation_id)
+
+    def _dropped(self, conversation_id: str, message: Utterance) -> None:
+        self.ledger.release(conversation_id, answered_ids(message))
+        self.count("left_for_reconcile", conversation_id)
+
+    def _actor_ended(self, conversation_id: str) -> None:
+        owed = self.ledger.release_all(conversation_id)
+        if owed:
+            self.count("left_for_reconcile", conversation_id, owed)
+            if self.supervisor.statistics().accepting:
+                self.reconciler.flag(conversation_id)
+
+    # -- the door (is the conversation still the bot's?) ----------------------------------------
+
+    async def door_open(self, conversation_id: str) -> bool | None:
+        """True when the bot may answer the conversation, False when its door is closed
+        (CLOSED, or handed off: status callbacks cleared), ``None`` when the
+        Orchestrator could not tell (logged)."""
+        ledger = self.ledger.of(conversation_id)
+        if ledger.handed_off:
+            await trio.lowlevel.checkpoint()
+            return False
+        seen = ledger.door_seen_open
+        if seen is not None and trio.current_time() - seen < DOOR_FRESH:
+            await trio.lowlevel.checkpoint()
+            return True
+        try:
+            conversation = await self.services.orchestrator.get_conversation(conversation_id)
+        except ServiceError as exc:
+            self.count("door_not_checked", conversation_id)
+            log.debug("conversation %s: state not read (%s)", conversation_id, exc)
+            return None
+        if conversation.status == "CLOSED" or conversation.callbacks_cleared:
+            ledger.handed_off = True
+            return False
+        ledger.door_seen_open = trio.current_time()
+        return True
+
+    async def close_door(self, conversation_id: str) -> None:
+        """Set the conversation INACTIVE and clear its status callbacks (the reference's
+        order), and mark it handed off here. Raises :class:`ServiceError`; the local
+        mark is set first, so this process stops answering even if the calls fail."""
+        self.ledger.of(conversation_id).handed_off = True
+        orchestrator = self.services.orchestrator
+        await orchestrator.update_conversation(conversation_id, status="INACTIVE")
+        await orchestrator.clear_status_callbacks(conversation_id)
+
+    async def hand_off_now(self, session: ConversationSession, handoff_data: str) -> None:
+        """The handoff tool on a text channel: close the door, then start the Studio
+        execution now, so a failure reaches the model. Raises :class:`ServiceError` (or
+        :class:`LookupError` without a configured flow)."""
+        conversation = session.conversation_id
+        cell = self.supervisor.get(conversation)
+        outbox = cell.outbox if cell is not None else None
+        route = outbox.route if isinstance(outbox, MessagingOutbox) else None
+        if route is None:
+            raise LookupError(f"conversation {conversation} has no live text actor")
+        studio = studio_handoff(self.services, self.config, route)
+        if studio is None:
+            raise LookupError("no Studio flow is configured (TWILIO_STUDIO_HANDOFF_FLOW_SID)")
+        await self.close_door(conversation)
+        try:
+            await studio(handoff_data)
+        except ServiceError:
+            await self._reopen_door(conversation)
+            raise
+        self._studio_done.add(conversation)
+
+    async def _reopen_door(self, conversation_id: str) -> None:
+        """Undo :meth:`close_door` after a failed Studio execution (best effort): the
+        bot keeps the conversation, since no human got it."""
+        self.ledger.of(conversation_id).handed_off = False
+        orchestrator = self.services.orchestrator
+        try:
+            await orchestrator.update_conversation(conversation_id, status="ACTIVE")
+            await orchestrator.restore_status_callbacks(conversation_id)
+        except ServiceError as exc:
+            log.warning("conversation %s: could not reopen the conversation after a failed "
+                        "handoff (%s)", conversation_id, exc)
+
+    # -- participants, routes and history ---------------------------------------------------------
 
     async def participants(self, conversation_id: str) -> tuple[Participant, ...]:
         """The conversation's participants: fetched once, then cached. A failed look-up
@@ -299,8 +508,9 @@ class MessagingChannel:
         try:
             page = await self.services.orchestrator.list_participants(conversation_id)
         except ServiceError as exc:
-            log.warning("conversation %s: participants look-up failed (%s); replying by "
-                        "address", conversation_id, exc)
+            self.count("participants_not_read", conversation_id)
+            log.debug("conversation %s: participants look-up failed (%s)", conversation_id,
+                      exc)
             return ()
         finally:
             del self._looking[conversation_id]
@@ -315,26 +525,67 @@ class MessagingChannel:
         while len(self._participants) > self.options.dedup_capacity:
             self._participants.popitem(last=False)
 
-    async def _cell_for(self, event: CommunicationCreated, channel: Channel,
-                        participants: tuple[Participant, ...]) -> ActorCell | None:
-        key = event.conversation_id
-        cell = self.supervisor.get(key)
-        if cell is not None and _stopping(cell):
-            with trio.move_on_after(RESPAWN_WAIT):
-                await cell.wait_stopped()
-            cell = self.supervisor.get(key)
-            if cell is not None and _stopping(cell):
-                return None
+    def refresh_route(self, session: ConversationSession, outbox: MessagingOutbox,
+                      participants: tuple[Participant, ...]) -> None:
+        """Fill in participant ids (route, session) once the participants are known."""
+        if not participants:
+            return
+        route = outbox.route
+        customer = next((p for p in participants if route.to_participant_id
+                         and p.id == route.to_participant_id), None) or _holder(
+            participants, route.channel, route.to_address, ("CUSTOMER",))
+        agent = _holder(participants, route.channel, route.from_address, AGENT_TYPES) or next(
+            (p for p in participants if p.type in AGENT_TYPES
+             and _address_on(p, route.channel)), None)
+        from_address = (_address_on(agent, route.channel) if agent else None
+                        ) or route.from_address
+        outbox.route = attrs.evolve(
+            route, from_address=from_address,
+            from_participant_id=agent.id if agent else route.from_participant_id,
+            to_participant_id=route.to_participant_id or (customer.id if customer else None))
+        if customer is not None:
+            session.profile_id = session.profile_id or customer.profile_id
+            session.author_info = AuthorInfo(route.to_address, outbox.route.to_participant_id)
+        session.ai_agent_info = AuthorInfo(from_address, outbox.route.from_participant_id)
+
+    def classify(self, conversation_id: str, communications: Sequence[Communication]) -> None:
+        """Note the log's order; once per conversation and process, mark the texts the
+        log shows as answered (:func:`~tac_actors.channels.messaging_ledger.pair_replies`)."""
+        ledger = self.ledger.of(conversation_id)
+        ledger.positions = {c.id: n for n, c in enumerate(communications)}
+        if ledger.baseline:
+            return
+        ledger.baseline = True
+        answered, _ = pair_replies(
+            communications,
+            is_ours=lambda c: self.is_ours_communication(conversation_id, c),
+            is_text=lambda c: self.is_customer_text(conversation_id, c))
+        ledger.mark_answered(a for a in answered if a not in ledger.pending)
+
+    def history(self, conversation_id: str, communications: Sequence[Communication], *,
+                before: str | None) -> list[HistoryEntry]:
+        return history_from(communications, before=before,
+                            is_ours=lambda c: self.is_ours_communication(conversation_id, c))
+
+    # -- actors ---------------------------------------------------------------------------
+
+    def _cell_for(self, message: Utterance) -> ActorCell:
+        """The live actor of the message's conversation, or a new one (raises
+        :class:`NotAccepting` during shutdown)."""
+        event: CommunicationCreated = message.meta["event"]
+        cell = self.supervisor.get(event.conversation_id)
         if cell is not None:
-            await trio.lowlevel.checkpoint()
             return cell
-        session, route = self.inbound_session(event, channel, participants)
-        return self.spawn(session, route)
+        channel = TEXT_CHANNELS[event.author.channel.upper()]
+        session, route = self.inbound_session(
+            event, channel, self._participants.get(event.conversation_id, ()))
+        return self.spawn_cell(session, route)
 
     def inbound_session(self, event: CommunicationCreated, channel: Channel,
                         participants: tuple[Participant, ...]
                         ) -> tuple[ConversationSession, Route]:
-        """The session and reply route of a conversation started by ``event``."""
+        """The session and reply route of a conversation started by ``event``
+        (participants may be empty: the turn fills the ids in)."""
         author = event.author
         customer = next((p for p in participants if author.participant_id
                          and p.id == author.participant_id), None) or _holder(
@@ -364,44 +615,56 @@ class MessagingChannel:
     def spawn(self, session: ConversationSession, route: Route) -> ActorCell | None:
         """Start the actor of ``session`` (or return the live one); ``None`` while the
         server shuts down."""
+        try:
+            return self.spawn_cell(session, route)
+        except NotAccepting as exc:
+            log.info("conversation %s not started: %s", session.conversation_id, exc)
+            return None
+
+    def spawn_cell(self, session: ConversationSession, route: Route) -> ActorCell:
+        conversation = session.conversation_id
         studio = studio_handoff(self.services, self.config, route)
         hand_off = None
         if studio is not None:
             async def hand_off(data: str) -> None:
+                if conversation in self._studio_done:
+                    await trio.lowlevel.checkpoint()
+                    return  # the handoff tool already started it
                 await studio(data)
-                # from now on the conversation belongs to a human
-                self._handed_off.add(session.conversation_id)
+                self._studio_done.add(conversation)
 
-        outbox = MessagingOutbox(self.services, route, hand_off=hand_off)
-        conversation = session.conversation_id
+        ledger = self.ledger
 
-        def ours(communication: Communication) -> bool:
-            author = communication.author
-            known = self._participants.get(conversation, ())
-            return self._is_ours(author.address) or any(
-                p.id == author.participant_id and p.type in AGENT_TYPES for p in known)
+        async def before_last() -> None:
+            if session.pending_handoff_data is None or ledger.of(conversation).handed_off:
+                await trio.lowlevel.checkpoint()
+                return
+            try:
+                await self.close_door(conversation)
+            except ServiceError as exc:
+                log.warning("conversation %s: could not close the conversation before "
+                            "the handoff (%s)", conversation, exc)
 
-        agent: Agent = HistoryRestoringAgent(self.agent, self.services, ours)
-        if self.options.debounce is not None:
-            agent = DebouncingAgent(agent, self.options.debounce)
+        outbox = MessagingOutbox(
+            self.services, route, hand_off=hand_off,
+            answered=lambda ids: ledger.answered(conversation, ids),
+            released=lambda ids: ledger.release(conversation, ids),
+            kept=lambda: self.reconciler.flag(conversation), send_limit=self.send_limit,
+            before_last=before_last, send_budget=self.options.send_budget,
+            max_undelivered=self.options.max_undelivered)
+        agent = TextTurnAgent(self.agent, self, outbox, restore_history=True)
         try:
-            cell = self.supervisor.spawn(session.conversation_id, session=session,
-                                         agent=agent, outbox=outbox, policy=self.policy)
+            cell = self.supervisor.spawn(conversation, session=session, agent=agent,
+                                         outbox=outbox, policy=self.policy)
         except AlreadyRunning:
-            return self.supervisor.get(session.conversation_id)
-        except NotAccepting as exc:
-            log.info("conversation %s not started: %s", session.conversation_id, exc)
-            return None
+            found = self.supervisor.get(conversation)
+            assert found is not None
+            return found
         outbox.cell = cell
-        if isinstance(agent, DebouncingAgent):
-            agent.cell = cell
-        log.info("conversation %s started on %s", session.conversation_id, session.channel)
+        agent.cell = cell
+        cell.call_when_stopped(lambda: self._actor_ended(conversation))
+        log.info("conversation %s started on %s", conversation, session.channel)
         return cell
-
-
-def _stopping(cell: ActorCell) -> bool:
-    return (cell.stopped.is_set() or cell.stop_requested or cell.stop_reason is not None
-            or cell.mailbox.closed)
 
 
 def _address_on(participant: Participant, channel: str) -> str | None:

@@ -55,7 +55,7 @@ def create_app(
     ``on_request`` is called after each one (the emulator wakes its waiters with it)."""
     app = QuartTrio("tac_actors.emulator")
     app.config["JSON_SORT_KEYS"] = False
-    app.register_blueprint(orchestrator.blueprint(db, account_sid))
+    app.register_blueprint(orchestrator.blueprint(db, account_sid, faults))
     app.register_blueprint(memory.blueprint(db))
     app.register_blueprint(knowledge.blueprint(db))
     app.register_blueprint(studio.blueprint(db, account_sid))
@@ -74,7 +74,8 @@ def create_app(
         if product in faults.rate_limited:
             raise ApiError(429, "Too Many Requests", headers={
                 "Retry-After": f"{faults.rate_limited[product]:g}"})
-        if faults.roll_error():
+        if faults.roll_error() or (request.method == "POST" and request.path.endswith(
+                "/Actions") and faults.roll_send_error()):
             raise ApiError(500, "Internal Server Error (emulated)", code=20500)
         auth = request.authorization
         if auth is None or auth.type != "basic" or not auth.username:

@@ -6,8 +6,10 @@ clears everything). Products are named as in host names: ``conversations``, ``me
 ``knowledge``, ``studio``, ``api``.
 
 Order of effects on one request: latency, then down (503), then rate limit (429 with
-``Retry-After``), then the random error rate (500), then ``html`` (a 200 HTML page, as a
-captive portal or a misrouted proxy would send).
+``Retry-After``), then the random error rate (500; ``sendErrorRate`` applies it to
+``SEND_MESSAGE`` actions only), then ``html`` (a 200 HTML page, as a captive portal or a
+misrouted proxy would send). ``sendLostReply`` is the fraction of ``SEND_MESSAGE``
+actions that are recorded and then answered 500 (the answer lost, not the send).
 """
 
 from __future__ import annotations
@@ -55,6 +57,10 @@ class Faults:
     error_rate: float = 0.0
     #: products answering 200 with an HTML page instead of JSON
     html: set[str] = attrs.field(factory=set)
+    #: fraction (0..1) of SEND_MESSAGE actions answering 500 before anything is sent
+    send_error_rate: float = 0.0
+    #: fraction (0..1) of SEND_MESSAGE actions sent, then answered 500
+    send_lost_reply: float = 0.0
     rng: random.Random = attrs.field(factory=lambda: random.Random(0), repr=False, eq=False)
 
     def reset(self) -> None:
@@ -62,11 +68,17 @@ class Faults:
         self.down.clear()
         self.rate_limited.clear()
         self.html.clear()
-        self.error_rate = 0.0
+        self.error_rate = self.send_error_rate = self.send_lost_reply = 0.0
 
     def roll_error(self) -> bool:
         """True when this request should fail by the random error rate."""
         return self.error_rate > 0 and self.rng.random() < self.error_rate
+
+    def roll_send_error(self) -> bool:
+        return self.send_error_rate > 0 and self.rng.random() < self.send_error_rate
+
+    def roll_lost_reply(self) -> bool:
+        return self.send_lost_reply > 0 and self.rng.random() < self.send_lost_reply
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -75,12 +87,15 @@ class Faults:
             "rateLimited": dict(self.rate_limited),
             "errorRate": self.error_rate,
             "html": sorted(self.html),
+            "sendErrorRate": self.send_error_rate,
+            "sendLostReply": self.send_lost_reply,
         }
 
     def update(self, data: Mapping[str, Any]) -> None:
         """Apply a JSON update; only the given keys change. Raises :class:`ValueError`
         on an unknown key, an unknown product or a bad value, changing nothing."""
-        known = {"reset", "latency", "down", "rateLimited", "errorRate", "html"}
+        known = {"reset", "latency", "down", "rateLimited", "errorRate", "html",
+                 "sendErrorRate", "sendLostReply"}
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown fault settings: {sorted(unknown)}")
@@ -90,13 +105,24 @@ class Faults:
             data.get("rateLimited", {} if reset else self.rate_limited), "rateLimited")
         down = _products(data.get("down", set() if reset else self.down), "down")
         html = _products(data.get("html", set() if reset else self.html), "html")
-        error_rate = data.get("errorRate", 0.0 if reset else self.error_rate)
-        if isinstance(error_rate, bool) or not isinstance(error_rate, int | float) or not (
-            0.0 <= error_rate <= 1.0
-        ):
-            raise ValueError("errorRate must be a number within 0..1")
+        error_rate = _fraction(data.get("errorRate", 0.0 if reset else self.error_rate),
+                               "errorRate")
+        send_error = _fraction(data.get("sendErrorRate",
+                                        0.0 if reset else self.send_error_rate),
+                               "sendErrorRate")
+        lost = _fraction(data.get("sendLostReply", 0.0 if reset else self.send_lost_reply),
+                         "sendLostReply")
         self.latency, self.rate_limited = latency, rate_limited
-        self.down, self.html, self.error_rate = down, html, float(error_rate)
+        self.down, self.html, self.error_rate = down, html, error_rate
+        self.send_error_rate, self.send_lost_reply = send_error, lost
+
+
+def _fraction(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (
+        0.0 <= value <= 1.0
+    ):
+        raise ValueError(f"{name} must be a number within 0..1")
+    return float(value)
 
 def _products(value: Any, name: str) -> set[str]:
     if not isinstance(value, list | set | tuple) or not all(v in PRODUCTS for v in value):

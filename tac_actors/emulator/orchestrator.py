@@ -9,6 +9,11 @@ Behaviour worth knowing:
   resolves to in the configuration's store, as the real identity resolution would;
 - ``SEND_MESSAGE`` answers 202, is recorded (see ``Emulator.sent_messages``) and appends
   the message to the conversation's communications, authored by the sender;
+- ``SEND_MESSAGE`` honours ``I-Twilio-Idempotency-Token``: a repeated token answers the
+  action it first created (202 again) and sends nothing, for as long as the emulator
+  lives (Twilio keeps tokens for a while, which is what a replayed turn relies on);
+- the ``sendLostReply`` fault records a send and then answers 500, as a lost answer
+  would: only the idempotency token keeps its retry from sending twice;
 - lists page with ``pageSize``/``pageToken`` and answer ``meta``; ``status`` may repeat.
 """
 
@@ -22,6 +27,7 @@ from quart import Blueprint, request
 from tac_actors.emulator import memory
 from tac_actors.emulator.common import json_object, optional_str, page, required_str
 from tac_actors.emulator.db import ApiError, Database, now_iso
+from tac_actors.emulator.faults import Faults
 
 __all__ = ["add_communication", "add_participant", "blueprint", "create_conversation"]
 
@@ -172,7 +178,10 @@ def _participant_ref(db: Database, conversation_id: str, ref: Any) -> dict[str, 
     return {"channel": channel, "address": address}
 
 
-def blueprint(db: Database, account_sid: str) -> Blueprint:
+IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"
+
+
+def blueprint(db: Database, account_sid: str, faults: Faults | None = None) -> Blueprint:
     bp = Blueprint("orchestrator", __name__)
 
     @bp.get("/v2/ControlPlane/Configurations/<configuration_id>")
@@ -283,6 +292,13 @@ def blueprint(db: Database, account_sid: str) -> Blueprint:
     @bp.post("/v2/Conversations/<conversation_id>/Actions")
     async def create_action(conversation_id: str) -> Any:
         conversation = _conversation(db, conversation_id)
+        token = request.headers.get(IDEMPOTENCY_HEADER)
+        if token:
+            first = db.get("action_token", f"{conversation_id}:{token}")
+            if first is not None:
+                db.put("action_replay", {"id": db.new_id("conv_replay"), "token": token,
+                                         "actionId": first["action"]["id"]})
+                return first["action"], 202
         body = await json_object()
         if body.get("type") != "SEND_MESSAGE":
             raise ApiError(400, "type must be SEND_MESSAGE")
@@ -309,7 +325,12 @@ def blueprint(db: Database, account_sid: str) -> Blueprint:
             "conversationId": conversation_id,
             "createdAt": now_iso(),
         }
-        db.put("action", {**action, "payload": payload}, parent=conversation_id)
+        db.put("action", {**action, "payload": payload, "idempotencyToken": token},
+               parent=conversation_id)
+        if token:
+            db.put("action_token", {"id": f"{conversation_id}:{token}", "action": action})
+        if faults is not None and faults.roll_lost_reply():
+            raise ApiError(500, "Internal Server Error (emulated, after the send)", code=20500)
         return action, 202
 
     return bp

@@ -80,7 +80,7 @@ class Emulator:
         self._changed = trio.Event()
         self.app = create_app(
             self.db, self.faults, account_sid=self.account_sid, journal=self.journal,
-            credentials=self._credentials, on_request=self._wake,
+            credentials=self._credentials, on_request=lambda: self._wake(),
         )
         self._url: str | None = None
 

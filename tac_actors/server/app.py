@@ -8,9 +8,10 @@ route                              what it does
 ``POST /conversation-relay-        the session is over: parse HandoffData, ask the
 callback``                         app's ``on_handoff`` hook for the next TwiML
 ``POST /webhook``                  Orchestrator events (Orchestrator mode): 200 once a
-                                   message is in its actor's mailbox, 503 +
-                                   Retry-After when the mailbox is full, 400 for a
-                                   bad payload (see :mod:`tac_actors.channels.messaging`)
+                                   text is recorded (mailbox, backlog or left to
+                                   reconcile), 503 + Retry-After only while the node
+                                   shuts down or is overloaded, 400 for a bad payload
+                                   (see :mod:`tac_actors.channels.messaging`)
 ``GET /health``                    liveness and a few figures
 =================================  ================================================
 

@@ -66,13 +66,25 @@ class ConversationConfiguration:
 
 @attrs.frozen(kw_only=True)
 class Conversation:
+    """``configuration`` is the conversation's own override (raw JSON), e.g.
+    ``{"statusCallbacks": []}`` once :meth:`OrchestratorClient.clear_status_callbacks`
+    ran; ``None`` when the Orchestrator sent none."""
+
     id: str
     account_id: str | None = None
     status: str | None = None
     name: str | None = None
     configuration_id: str | None = None
+    configuration: Mapping[str, Any] | None = None
     created_at: str | None = None
     updated_at: str | None = None
+
+    @property
+    def callbacks_cleared(self) -> bool:
+        """True when the conversation's status callbacks were cleared (our handoff)."""
+        configuration = self.configuration
+        return (isinstance(configuration, Mapping)
+                and configuration.get("statusCallbacks", None) == [])
 
 
 @attrs.frozen(kw_only=True)
@@ -295,6 +307,14 @@ class OrchestratorClient:
         await self._http.request(
             Product.CONVERSATIONS, "PATCH", f"/v2/Conversations/{path_segment(conversation_id)}",
             json_body={"configuration": {"statusCallbacks": []}},
+        )
+
+    async def restore_status_callbacks(self, conversation_id: str) -> None:
+        """Drop the conversation's own configuration override, so its configuration's
+        status callbacks apply again (undoes :meth:`clear_status_callbacks`)."""
+        await self._http.request(
+            Product.CONVERSATIONS, "PATCH", f"/v2/Conversations/{path_segment(conversation_id)}",
+            json_body={"configuration": {}},
         )
 
     # -- participants -------------------------------------------------------------------

@@ -23,7 +23,13 @@ from tac_actors.testing.caller import (
 )
 from tac_actors.testing.fairness import SchedulePasses, schedule_passes
 from tac_actors.testing.harness import GatedTransport, Harness, open_harness
-from tac_actors.testing.texter import SimulatedTexter, TextReply, WebhookResult, open_texter
+from tac_actors.testing.texter import (
+    SimulatedTexter,
+    TextReply,
+    WebhookFaults,
+    WebhookResult,
+    open_texter,
+)
 
 __all__ = [
     "CallEnded",
@@ -36,6 +42,7 @@ __all__ = [
     "SimulatedCaller",
     "SimulatedTexter",
     "TextReply",
+    "WebhookFaults",
     "WebhookResult",
     "connect_caller",
     "new_call_sid",

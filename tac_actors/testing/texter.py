@@ -17,6 +17,7 @@ polling: :meth:`read_reply` wakes when the emulator records a message.
 from __future__ import annotations
 
 import json
+import random
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -24,13 +25,21 @@ from typing import Any, Protocol
 
 import attrs
 import httpx
+import trio
 
 from tac_actors.channels.messaging import MessagingChannel
 from tac_actors.emulator import Emulator
 from tac_actors.emulator.orchestrator import add_communication, create_conversation
 from tac_actors.protocol.signature import body_sha256, compute_signature
 
-__all__ = ["DEFAULT_ADDRESSES", "SimulatedTexter", "TextReply", "WebhookResult", "open_texter"]
+__all__ = [
+    "DEFAULT_ADDRESSES",
+    "SimulatedTexter",
+    "TextReply",
+    "WebhookFaults",
+    "WebhookResult",
+    "open_texter",
+]
 
 #: (person, agent) addresses per channel; the agent side matches ``emu.tac_config()``
 #: (phone number ``+15550000000``) with ``rcs_sender_id="rcs:tac_agent"``
@@ -65,6 +74,21 @@ class TextReply:
     from_address: str | None = None
     to_address: str | None = None
     channel_settings: Mapping[str, Any] | None = None
+
+
+@attrs.define
+class WebhookFaults:
+    """What can go wrong between the Orchestrator and our webhook: a fraction ``drop`` of
+    texts is stored but its webhook never sent (answered ``status=0``), ``duplicate``
+    delivered twice (same body and token), and each delivery waits ``delay`` seconds."""
+
+    drop: float = 0.0
+    duplicate: float = 0.0
+    delay: float = 0.0
+    rng: random.Random = attrs.field(factory=lambda: random.Random(0), repr=False)
+
+
+DROPPED = "dropped"
 
 
 class Delivery(Protocol):
@@ -115,7 +139,7 @@ class SimulatedTexter:
     def __init__(self, emulator: Emulator, delivery: Delivery | MessagingChannel, *,
                  channel: str = "sms", address: str | None = None,
                  agent_address: str | None = None, conversation_id: str | None = None,
-                 channel_id: str | None = None) -> None:
+                 channel_id: str | None = None, faults: WebhookFaults | None = None) -> None:
         self.emulator = emulator
         self.delivery: Delivery = (ChannelDelivery(delivery)
                                    if isinstance(delivery, MessagingChannel) else delivery)
@@ -127,6 +151,9 @@ class SimulatedTexter:
         self.channel_id = channel_id or (
             "CH" + uuid.uuid4().hex if self.channel == "chat" else None)
         self.last_webhook: tuple[bytes, dict[str, str]] | None = None
+        self.faults = faults
+        #: ids of the texts sent, oldest first
+        self.sent_ids: list[str] = []
         self._read = 0
 
     @property
@@ -161,7 +188,8 @@ class SimulatedTexter:
 
     async def send(self, text: str, *, idempotency_token: str | None = None
                    ) -> WebhookResult:
-        """Write ``text``: store it in the conversation and deliver its webhook."""
+        """Write ``text``: store it in the conversation and deliver its webhook (subject
+        to :attr:`faults`: a dropped webhook answers ``WebhookResult(0, body="dropped")``)."""
         conversation = self._conversation()
         author = {"address": self.address, "channel": self.wire_channel,
                   "participantId": self._participant_id()}
@@ -169,8 +197,18 @@ class SimulatedTexter:
             self.emulator.db, conversation, author=author, text=text,
             recipients=[{"address": self.agent_address, "channel": self.wire_channel}],
             channel_id=self.channel_id)
-        return await self.post_event("COMMUNICATION_CREATED", communication,
-                                     idempotency_token=idempotency_token)
+        self.sent_ids.append(communication["id"])
+        faults = self.faults
+        if faults is not None:
+            if faults.drop and faults.rng.random() < faults.drop:
+                return WebhookResult(0, body=DROPPED)
+            if faults.delay:
+                await trio.sleep(faults.delay)
+        result = await self.post_event("COMMUNICATION_CREATED", communication,
+                                       idempotency_token=idempotency_token)
+        if faults is not None and faults.duplicate and faults.rng.random() < faults.duplicate:
+            await self.redeliver()
+        return result
 
     async def set_status(self, status: str) -> WebhookResult:
         """Change the conversation's status (ACTIVE, INACTIVE, CLOSED) and deliver the

@@ -16,6 +16,7 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from tac_actors.services.errors import ServiceError
 from tac_actors.session import ConversationSession
 from tac_actors.tools.function_tool import FunctionTool, create_tool
 from tac_actors.usercode import trio_native
@@ -126,8 +127,10 @@ def create_studio_handoff_tool(tac: TAC, session: ConversationSession | None = N
     (``TWILIO_STUDIO_HANDOFF_FLOW_SID``).
 
     On voice the reply's last words are spoken, then ``end`` carries the payload (the
-    ``<Connect action>`` goes to the flow) and the actor stops; on text channels a Studio
-    execution is started with the payload and the actor stops answering. The payload
+    ``<Connect action>`` goes to the flow) and the actor stops. On text channels the tool
+    itself sets the Orchestrator conversation INACTIVE, clears its status callbacks and
+    starts the Studio execution (any failure is returned as ``handoff_failed`` with the
+    error, and nothing is handed off); the reply's words are the bot's last. The payload
     (:func:`handoff_payload`) carries the ids, the reason and the recent history.
     """
 
@@ -136,7 +139,19 @@ def create_studio_handoff_tool(tac: TAC, session: ConversationSession | None = N
                       ) -> dict[str, str]:
         target = _session_of(bound, session)
         payload = handoff_payload(tac, target, reason, attributes)
-        target.request_handoff(json.dumps(payload, separators=(",", ":")))
+        data = json.dumps(payload, separators=(",", ":"))
+        runtime = tac.runtime
+        messaging = runtime.messaging if runtime is not None else None
+        if not target.channel.is_voice and messaging is not None:
+            # text: close the Orchestrator conversation's door and start the Studio
+            # execution now, so that a failure reaches the model
+            try:
+                await messaging.hand_off_now(target, data)
+            except (ServiceError, LookupError) as exc:
+                return {"status": "handoff_failed", "error": str(exc)[:300],
+                        "instructions": "Tell the customer that no person can take over "
+                                        "right now, and keep helping them yourself."}
+        target.request_handoff(data)
         return {"status": "handoff_requested",
                 "instructions": "Tell the customer, in one short sentence, that a person "
                                 "will take over now. Do not ask anything else."}

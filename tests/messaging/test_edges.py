@@ -85,6 +85,9 @@ async def test_only_a_shutdown_refuses_a_conversation(autojump_clock: Any,
     async with in_process(emu, tac) as runtime:
         assert runtime.messaging is not None
         texter = SimulatedTexter(emu, runtime.messaging)
+        # during the start-up reconcile pass a new conversation's first text waits in its
+        # backlog (200) and the actor is started later; after it, spawning is immediate
+        await runtime.messaging.reconciler.started_up.wait()
 
         def shutting_down(*args: Any, **kwargs: Any) -> Any:
             raise NotAccepting("the server is shutting down")
