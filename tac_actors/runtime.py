@@ -22,6 +22,7 @@ import trio
 from tac_actors._logsafe import excerpt
 from tac_actors.actors import ActorCell, SessionUpdate, Supervisor, SupervisorStatistics
 from tac_actors.asyncio_bridge import AsyncioBridge, set_current_bridge
+from tac_actors.channels.media import MediaStreamChannel
 from tac_actors.channels.messaging import MessagingChannel
 from tac_actors.channels.outbound import OutboundResult, start_call, start_text_conversation
 from tac_actors.channels.voice import VoiceChannel
@@ -73,6 +74,10 @@ class Runtime:
                                   max_frame_bytes=tac.config.max_frame_bytes,
                                   on_session=self._track_call,
                                   linker=self._link_voice if services is not None else None)
+        #: speech-to-speech calls: Media Streams bridged to ``tac.realtime``
+        self.media = MediaStreamChannel(supervisor, tac.agent, policy=tac.config.voice_policy,
+                                        options=lambda: tac.realtime,
+                                        on_session=self._track_call)
         #: SMS, WhatsApp, RCS and Chat (Orchestrator mode only)
         self.messaging: MessagingChannel | None = None
         if services is not None:

@@ -26,6 +26,7 @@ from tac_actors.usercode import Hook, call_hook
 
 if TYPE_CHECKING:
     from tac_actors.channels.outbound import OutboundResult
+    from tac_actors.realtime.options import RealtimeOptions
     from tac_actors.runtime import Runtime
     from tac_actors.services import TwilioServices
     from tac_actors.session import Channel
@@ -64,7 +65,8 @@ class TAC:
                  twiml_options: ConversationRelayOptions | None = None,
                  memory_mode: str = "once",
                  messaging: MessagingOptions | None = None,
-                 asyncio: bool | None = None) -> None:
+                 asyncio: bool | None = None,
+                 realtime: RealtimeOptions | None = None) -> None:
         if config is None:
             config = TACConfig.from_env()
         elif isinstance(config, Mapping):
@@ -97,6 +99,9 @@ class TAC:
         self.services: TwilioServices | None = None
         #: text channels: debounce, dedup capacity, chat agent address
         self.messaging_options = messaging or MessagingOptions()
+        #: speech-to-speech calls (Twilio Media Streams bridged to a realtime model):
+        #: the model, its instructions and tools; ``None`` serves no media streams
+        self.realtime: RealtimeOptions | None = realtime
         #: the running runtime (set while a server or a test harness runs)
         self.runtime: Runtime | None = None
         self.agent = _AppAgent(self)
@@ -135,8 +140,10 @@ class TAC:
         return fn
 
     def on_inbound_call(self, fn: F) -> F:
-        """``fn(call) -> ConversationRelayOptions | None``: per-call TwiML options, layered
-        over the configured ones."""
+        """``fn(call) -> ConversationRelayOptions | MediaStreamOptions | None``: per-call
+        TwiML options, layered over the configured ones; a
+        :class:`~tac_actors.realtime.MediaStreamOptions` answers the call with a media
+        stream bridged to the realtime model instead."""
         self._twiml = Hook(fn, "on_inbound_call")
         return fn
 
