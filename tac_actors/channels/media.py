@@ -4,8 +4,8 @@
 :meth:`MediaStreamChannel.handle` owns Twilio's socket for the life of the call. After
 ``start`` it spawns the call's conversation through the
 :class:`~tac_actors.actors.Supervisor` (so ``on_conversation_ended`` runs once, errors
-reach ``on_error``, shutdown drains it), opens the model's connection (bounded by
-``connect_timeout``) and runs the :class:`~tac_actors.channels.media_bridge.MediaBridge`
+reach ``on_error``, shutdown drains it), opens the model's connection (the connector
+bounds the attempt) and runs the :class:`~tac_actors.channels.media_bridge.MediaBridge`
 until one side stops. The conversation's actor handles what the relay path's does:
 interruptions (``on_interrupt``, after the bridge cut the audio), key presses
 (``on_dtmf``; its reply is spoken by the model), faults, handoff and the end.
@@ -199,9 +199,10 @@ class MediaStreamChannel:
         try:
             async with AsyncExitStack() as stack:
                 try:
-                    with trio.fail_after(options.connect_timeout):
-                        model = await stack.enter_async_context(
-                            options.connector()(session))
+                    # the connector bounds its own connection attempt: a deadline around
+                    # entering it would not nest with the nursery a WebSocket client
+                    # keeps open inside (trio-websocket's does)
+                    model = await stack.enter_async_context(options.connector()(session))
                 except Exception as exc:
                     return Ending("model_unavailable", 1011, exc)
                 outbox.model = model

@@ -25,7 +25,8 @@ class RealtimeOptions:
     """A speech-to-speech agent.
 
     ``connect`` opens the model for a call (default: :class:`OpenAIRealtime` with
-    ``OPENAI_API_KEY``). ``greeting``: instructions for the first response, spoken as
+    ``OPENAI_API_KEY``, its connection attempt bounded by ``connect_timeout``; a custom
+    connector bounds its own). ``greeting``: instructions for the first response, spoken as
     soon as the call connects (``None``: the model waits for the caller). ``tools`` run
     through a :class:`ToolRegistry`, each under its own timeout or ``tool_timeout``.
     ``transcribe`` names the model that transcribes the caller for ``session.history``
@@ -50,7 +51,7 @@ class RealtimeOptions:
             return self.connect
         from tac_actors.realtime.openai import OpenAIRealtime
 
-        return OpenAIRealtime()
+        return OpenAIRealtime(connect_timeout=self.connect_timeout)
 
 
 @attrs.frozen(kw_only=True)

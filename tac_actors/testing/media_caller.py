@@ -13,13 +13,18 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
+import trio
+import trio_websocket
+
 from tac_actors.channels.transport import Transport, TransportClosed
-from tac_actors.testing.caller import new_call_sid
+from tac_actors.testing.caller import _ClientTransport, new_call_sid, sign_url
 from tac_actors.testing.realtime import tone
 
-__all__ = ["SimulatedMediaCaller", "StreamEnded"]
+__all__ = ["SimulatedMediaCaller", "StreamEnded", "connect_media_caller"]
 
 FRAME_BYTES = 160  # 20 ms of μ-law at 8 kHz
 SILENCE = b"\xff" * FRAME_BYTES
@@ -158,3 +163,28 @@ class SimulatedMediaCaller:
 
     def heard(self) -> list[dict[str, Any]]:
         return [m for m in self.received if m.get("event") == "media"]
+
+
+@asynccontextmanager
+async def connect_media_caller(url: str, *, auth_token: str | None = None,
+                               start: bool = True, **caller_options: Any
+                               ) -> AsyncIterator[SimulatedMediaCaller]:
+    """Open a real WebSocket to ``url`` (``ws://host:port/media-stream``) as Twilio
+    would (signed with ``auth_token`` if given), send ``connected`` and ``start`` unless
+    told not to, and close the socket on exit."""
+    headers: list[tuple[bytes, bytes]] = []
+    if auth_token is not None:
+        headers.append((b"X-Twilio-Signature", sign_url(auth_token, url).encode()))
+    async with trio_websocket.open_websocket_url(url, extra_headers=headers) as ws:
+        caller = SimulatedMediaCaller(_ClientTransport(ws), **caller_options)
+        try:
+            if start:
+                await caller.start()
+            yield caller
+        finally:
+            with trio.CancelScope(shield=True, deadline=trio.current_time() + 5):
+                await ws.aclose()
+            stream = getattr(ws, "_stream", None)
+            if stream is not None:
+                with trio.CancelScope(shield=True):
+                    await stream.aclose()
