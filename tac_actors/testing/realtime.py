@@ -66,8 +66,8 @@ class FakeSession:
                 event = json.loads(await self.socket.receive_text())
                 if event.get("type") == "input_audio_buffer.append":
                     self.audio_in_bytes += len(base64.b64decode(event.get("audio", "")))
-                    continue
-                self.received.append(event)
+                else:
+                    self.received.append(event)
                 self._new.set()
                 self._new = trio.Event()
         except ModelClosed:
@@ -89,6 +89,13 @@ class FakeSession:
                     return self.received[index]
             if self.closed.is_set():
                 raise ModelClosed(f"the client left without sending {kind}")
+            await self._new.wait()
+
+    async def wait_audio(self, size: int) -> None:
+        """Wait until at least ``size`` bytes of caller audio have arrived."""
+        while self.audio_in_bytes < size:
+            if self.closed.is_set():
+                raise ModelClosed("the client left")
             await self._new.wait()
 
     async def send(self, event: dict[str, Any]) -> None:

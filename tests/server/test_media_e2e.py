@@ -40,6 +40,7 @@ def signed(url: str, form: dict[str, str]) -> dict[str, str]:
 
 async def test_media_call_end_to_end() -> None:
     ended: list[str | None] = []
+    ended_seen = trio.Event()
     handoffs: list[Any] = []
     async with open_fake_realtime() as fake:
         model_url = await fake.serve()
@@ -54,6 +55,7 @@ async def test_media_call_end_to_end() -> None:
         @tac.on_conversation_ended
         async def end(session: ConversationSession) -> None:
             ended.append(session.call_sid)
+            ended_seen.set()
 
         @tac.on_handoff
         async def handoff(callback: Any) -> str:
@@ -86,8 +88,7 @@ async def test_media_call_end_to_end() -> None:
                 await caller.speak(60)
                 # the marks reach the bridge before the model's speech_started does:
                 # the bridge answers the caller's audio only after reading the marks
-                while model.audio_in_bytes < 60 * 8:
-                    await trio.sleep(0.01)
+                await model.wait_audio(60 * 8)
                 await model.speech_started()
                 await caller.expect("clear")
                 truncate = await model.wait_for("conversation.item.truncate")
@@ -100,8 +101,7 @@ async def test_media_call_end_to_end() -> None:
                 await caller.drain()
                 assert caller.close_code == 1000
             with trio.fail_after(5):
-                while not ended:
-                    await trio.sleep(0.01)
+                await ended_seen.wait()
             action_url = base + "/media-stream-callback"
             action_form = {"CallSid": form["CallSid"], "CallStatus": "in-progress"}
             answer = await http.post(action_url, data=action_form,
