@@ -77,7 +77,9 @@ class Runtime:
         #: speech-to-speech calls: Media Streams bridged to ``tac.realtime``
         self.media = MediaStreamChannel(supervisor, tac.agent, policy=tac.config.voice_policy,
                                         options=lambda: tac.realtime,
-                                        on_session=self._track_call)
+                                        on_session=self._track_call,
+                                        linker=self._link_voice if services else None,
+                                        memory=self._memory_prompt if services else None)
         #: SMS, WhatsApp, RCS and Chat (Orchestrator mode only)
         self.messaging: MessagingChannel | None = None
         if services is not None:
@@ -143,6 +145,11 @@ class Runtime:
             raise ValueError("an outbound text conversation needs a first message")
         return await start_text_conversation(self.messaging, kind, to, message,
                                              metadata=metadata, channel_id=channel_id)
+
+    async def _memory_prompt(self, session: ConversationSession) -> str:
+        """What memory knows of a caller, as prompt sections for a realtime model."""
+        memory = await self.tac.memory_provider.retrieve(session, None)
+        return memory.build_memory_prompts()
 
     def _track_call(self, session: ConversationSession, cell: ActorCell) -> None:
         sid = session.call_sid

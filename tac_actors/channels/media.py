@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 
@@ -69,6 +69,8 @@ MEDIA_ACTION_PATH = "/media-stream-callback"
 START_TIMEOUT = 10.0
 #: messages before ``start`` that are tolerated (``connected`` is one)
 MAX_BEFORE_START = 8
+#: how long the memory look-up before the model starts may take
+MEMORY_TIMEOUT = 3.0
 #: how long closing Twilio's socket may take
 CLOSE_TIMEOUT = 1.0
 #: calls remembered between the TwiML answer and the stream, and between the stream's
@@ -111,13 +113,18 @@ class MediaStreamChannel:
 
     def __init__(self, supervisor: Supervisor, agent: Agent, *, policy: ChannelPolicy,
                  options: Callable[[], RealtimeOptions | None],
-                 on_session: Callable[[ConversationSession, ActorCell], None] | None = None
+                 on_session: Callable[[ConversationSession, ActorCell], None] | None = None,
+                 linker: Callable[[ConversationSession, ActorCell], Awaitable[None]] | None
+                 = None,
+                 memory: Callable[[ConversationSession], Awaitable[str]] | None = None
                  ) -> None:
         self.supervisor = supervisor
         self.agent = agent
         self.policy = policy
         self._options = options
         self._on_session = on_session
+        self._linker = linker
+        self._memory = memory
         self._expected = _Bounded()
         self._outcomes = _Bounded()
 
@@ -165,7 +172,13 @@ class MediaStreamChannel:
                 # the bridge stops the moment the conversation starts closing (handoff,
                 # session.end, shutdown), before its end hook runs
                 cell.call_when_closing(live.cancel)
-                ending = await self._serve(transport, start, session, cell, outbox, options)
+                async with trio.open_nursery() as nursery:
+                    if self._linker is not None:
+                        # the Orchestrator look-up runs beside the call, as on the relay path
+                        nursery.start_soon(self._linker, session, cell)
+                    ending = await self._serve(transport, start, session, cell, outbox,
+                                               options)
+                    nursery.cancel_scope.cancel()
             if live.cancelled_caught:
                 ending = Ending(cell.stop_reason or "ended")
             elif not cell.stopped.is_set():
@@ -208,7 +221,8 @@ class MediaStreamChannel:
                 outbox.model = model
                 try:
                     await model.configure(
-                        instructions=options.instructions, voice=options.voice,
+                        instructions=await self._instructions(session, options),
+                        voice=options.voice,
                         tools=options.tools.definitions("openai_responses"),
                         transcribe=options.transcribe, extra=options.session_extra)
                     if options.greeting:
@@ -222,6 +236,22 @@ class MediaStreamChannel:
                 return Ending("model_closed", 1011, exc)
             log.exception("call %s: media bridge failed", excerpt(cell.key))
             return Ending("error", 1011, exc)
+
+    async def _instructions(self, session: ConversationSession, options: RealtimeOptions
+                            ) -> str | None:
+        """The model's instructions, with what memory knows of the caller appended
+        (Orchestrator mode; bounded by ``MEMORY_TIMEOUT``, skipped on failure)."""
+        if self._memory is None:
+            return options.instructions
+        prompt = ""
+        with trio.move_on_after(MEMORY_TIMEOUT):
+            try:
+                prompt = await self._memory(session)
+            except Exception:
+                log.exception("call %s: memory for the realtime model failed; going on "
+                              "without it", excerpt(session.call_sid))
+        parts = [part for part in (options.instructions, prompt) if part]
+        return "\n\n".join(parts) or None
 
     async def _await_start(self, transport: Transport) -> MediaStart | None:
         with trio.move_on_after(START_TIMEOUT):
