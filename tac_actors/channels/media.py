@@ -223,7 +223,7 @@ class MediaStreamChannel:
                     await model.configure(
                         instructions=await self._instructions(session, options),
                         voice=options.voice,
-                        tools=options.tools.definitions("openai_responses"),
+                        tools=options.tools.definitions("realtime"),
                         transcribe=options.transcribe, extra=options.session_extra)
                     if options.greeting:
                         await model.create_response(options.greeting)

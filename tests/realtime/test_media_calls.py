@@ -304,3 +304,44 @@ async def test_a_bystander_relay_call_is_unaffected(clock: object) -> None:
             await caller.drain()
             await relay.say("still there")
             assert (await relay.read_reply()).text == "echo: still there"
+
+
+async def test_session_end_from_a_hook_closes_the_stream(clock: object) -> None:
+    ended: list[str | None] = []
+    async with open_fake_realtime() as fake:
+        tac = TAC(TACConfig(), realtime=RealtimeOptions(connect=fake.connector))
+
+        @tac.on_dtmf
+        async def dtmf(digit: str, session: ConversationSession) -> None:
+            await session.end()
+
+        @tac.on_conversation_ended
+        async def end(session: ConversationSession) -> None:
+            ended.append(session.call_sid)
+
+        async with open_harness(tac) as h, h.media_call() as caller:
+            model = await fake.next_session()
+            await model.wait_for("session.update")
+            await caller.press("0")
+            await caller.drain()
+            assert caller.close_code == 1000
+            outcome = h.runtime.media.take_outcome(caller.call_sid)
+            assert outcome is not None and outcome.reason == "ended"
+            await wait_all_tasks_blocked()
+            assert model.closed.is_set()
+        assert ended == [caller.call_sid]
+
+
+async def test_per_call_options_chosen_when_the_call_was_answered(clock: object) -> None:
+    async with open_fake_realtime() as default, open_fake_realtime() as special:
+        tac = TAC(TACConfig(), realtime=RealtimeOptions(connect=default.connector))
+        async with open_harness(tac) as h:
+            h.runtime.media.expect("CA" + "7" * 32, RealtimeOptions(
+                connect=special.connector, instructions="Speak French"))
+            async with h.media_call(call_sid="CA" + "7" * 32):
+                model = await special.next_session()
+                update = await model.wait_for("session.update")
+                assert update["session"]["instructions"] == "Speak French"
+            async with h.media_call():
+                await (await default.next_session()).wait_for("session.update")
+            assert len(default.sessions) == 1 and len(special.sessions) == 1
