@@ -345,3 +345,62 @@ async def test_per_call_options_chosen_when_the_call_was_answered(clock: object)
             async with h.media_call():
                 await (await default.next_session()).wait_for("session.update")
             assert len(default.sessions) == 1 and len(special.sessions) == 1
+
+
+async def test_bad_input_from_either_side_is_reported_and_the_call_goes_on(
+        clock: object) -> None:
+    errors: list[tuple[str, str]] = []
+    async with open_fake_realtime() as fake:
+        tac = TAC(TACConfig(), realtime=RealtimeOptions(connect=fake.connector))
+
+        @tac.on_error
+        async def on_error(exc: BaseException, context: Any) -> None:
+            errors.append((type(exc).__name__, context.phase))
+
+        async with open_harness(tac) as h, h.media_call() as caller:
+            model = await fake.next_session()
+            await model.wait_for("session.update")
+            await caller.transport.send("{not json")
+            await caller.transport.send('{"event": "media", "media": {"payload": "@@"}}')
+            await model.socket.send_text("[]")
+            await model.send({"type": "error", "error": {"code": "bad", "message": "no"}})
+            await model.send({"type": "error",
+                              "error": {"code": "response_cancel_not_active"}})
+            await wait_all_tasks_blocked()
+            assert sorted(errors) == [("ModelError", "channel"), ("ProtocolError", "channel"),
+                                      ("ProtocolError", "protocol"),
+                                      ("ProtocolError", "protocol")]
+            await model.speak("Still here.", audio_ms=100, chunks=1)
+            await caller.expect("mark")
+            assert h.supervisor.get(caller.call_sid) is not None
+
+
+async def test_a_stream_without_start_is_closed_1008(clock: object) -> None:
+    async with open_fake_realtime() as fake:
+        tac = TAC(TACConfig(), realtime=RealtimeOptions(connect=fake.connector))
+        async with open_harness(tac) as h, h.media_call(start=False) as caller:
+            await caller.transport.send('{"event": "connected"}')
+            await caller.drain()  # the start timeout passes on the fake clock
+            assert caller.close_code == 1008
+            assert fake.sessions == [] and len(h.supervisor) == 0
+
+
+async def test_speech_while_the_model_is_still_thinking_cancels_the_response(
+        clock: object) -> None:
+    async with open_fake_realtime() as fake:
+        tac = TAC(TACConfig(), realtime=RealtimeOptions(connect=fake.connector))
+        async with open_harness(tac) as h, h.media_call() as caller:
+            model = await fake.next_session()
+            await model.wait_for("session.update")
+            await model.send({"type": "response.created", "response": {"id": "r9"}})
+            await model.speech_started()
+            await model.wait_for("response.cancel")
+            await wait_all_tasks_blocked()
+            assert caller.clears == 0  # nothing was playing
+            assert "conversation.item.truncate" not in model.types()
+            # audio of the cancelled response that was already on its way is dropped
+            await model.send({"type": "response.output_audio.delta", "response_id": "r9",
+                              "item_id": "i9", "delta": "//8="})
+            await wait_all_tasks_blocked()
+            assert caller.heard() == []
+            assert h.cell(caller).statistics().interrupts == 0
