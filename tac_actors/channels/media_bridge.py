@@ -288,6 +288,10 @@ class MediaBridge:
     # -- tools and handoff ----------------------------------------------------------------
 
     def _collect(self, call: FunctionCall) -> None:
+        if call.status != "completed":
+            log.info("call %s: tool call %s cut short (%s): not run", self.session.call_sid,
+                     excerpt(call.name, 40), excerpt(call.status, 20))
+            return
         calls = self._calls.setdefault(call.response_id, [])
         if len(self._calls) > MAX_CALLS_PER_RESPONSE:  # responses never done: drop oldest
             self._calls.pop(next(iter(self._calls)))

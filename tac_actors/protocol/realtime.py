@@ -123,13 +123,16 @@ class ResponseDone:
 
 @attrs.frozen
 class FunctionCall:
-    """The model asks for a tool call (a ``function_call`` item is done)."""
+    """The model asks for a tool call (a ``function_call`` item is done). ``status`` is
+    the item's (``completed``; ``incomplete`` when the response was cut short, and its
+    arguments may then be a fragment)."""
 
     response_id: str
     item_id: str
     call_id: str
     name: str
     arguments: str
+    status: str = "completed"
 
 
 @attrs.frozen
@@ -227,7 +230,8 @@ def parse_realtime_event(data: str | bytes) -> RealtimeEvent:
             return FunctionCall(_str(obj, "response_id"), _str(item, "id"),
                                 _str(item, "call_id", required=True),
                                 _str(item, "name", required=True),
-                                _str(item, "arguments") or "{}")
+                                _str(item, "arguments") or "{}",
+                                _str(item, "status") or "completed")
         return RealtimeOther(kind)
     if kind in ("session.created", "session.updated"):
         return SessionReady(kind)

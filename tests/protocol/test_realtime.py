@@ -63,6 +63,9 @@ def test_the_events_a_bridge_needs() -> None:
         "type": "function_call", "id": "f", "call_id": "c", "name": "lookup",
         "arguments": '{"a":1}'})) == FunctionCall("r", "f", "c", "lookup", '{"a":1}')
     assert parse_realtime_event(event(type="response.output_item.done", item={
+        "type": "function_call", "call_id": "c", "name": "n", "status": "incomplete"})
+    ).status == "incomplete"
+    assert parse_realtime_event(event(type="response.output_item.done", item={
         "type": "message"})) == RealtimeOther("response.output_item.done")
     assert parse_realtime_event(event(type="error", error={
         "type": "invalid_request_error", "code": "bad", "message": "no"})) == RealtimeError(

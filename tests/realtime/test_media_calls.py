@@ -90,6 +90,15 @@ async def test_tool_call_runs_through_the_registry(clock: object) -> None:
             assert json.loads(item["output"]) == {"status": "shipped"}
             await model.wait_for("response.create")
             assert seen == [("42", caller.call_sid)]
+            # a call cut short (its arguments may be a fragment) is not run
+            await model.send({"type": "response.output_item.done", "response_id": "rx",
+                              "item": {"type": "function_call", "call_id": "cx",
+                                       "name": "lookup_order", "status": "incomplete",
+                                       "arguments": '{"order_'}})
+            await model.send({"type": "response.done",
+                              "response": {"id": "rx", "status": "completed"}})
+            await wait_all_tasks_blocked()
+            assert seen == [("42", caller.call_sid)]
             assert model.types()[-2:] == ["conversation.item.create", "response.create"]
             del h
 
