@@ -22,7 +22,7 @@ from typing import Any, TypeAlias
 
 import attrs
 
-from tac_actors.protocol.errors import ProtocolError
+from tac_actors.protocol.errors import LocalProtocolError, ProtocolError
 
 __all__ = [
     "AudioDelta",
@@ -253,7 +253,11 @@ def encode_session_update(*, instructions: str | None = None, voice: str | None 
     """``session.update`` for a phone call: μ-law in and out, server voice activity
     detection (barge-in), the tools in the flat Realtime format, and input
     transcription with model ``transcribe`` (``None``: the caller's words are not
-    transcribed). ``extra`` is merged into ``session`` last."""
+    transcribed). ``extra`` is merged into ``session`` last, nested objects key by key
+    (e.g. ``{"audio": {"input": {"turn_detection": {...}}}}``).
+
+    Raises :class:`~tac_actors.protocol.errors.LocalProtocolError` if ``extra`` changes
+    the audio format: Twilio's audio is 8 kHz μ-law, and anything else would be noise."""
     audio_in: dict[str, Any] = {"format": {"type": "audio/pcmu"},
                                 "turn_detection": {"type": "server_vad"}}
     if transcribe:
@@ -271,8 +275,22 @@ def encode_session_update(*, instructions: str | None = None, voice: str | None 
         session["tools"] = [dict(tool) for tool in tools]
         session["tool_choice"] = "auto"
     if extra:
-        session.update(extra)
+        _merge(session, extra)
+        for direction in ("input", "output"):
+            if session["audio"][direction].get("format") != {"type": "audio/pcmu"}:
+                raise LocalProtocolError(
+                    f"session audio.{direction}.format must stay {{'type': 'audio/pcmu'}} "
+                    "(Twilio's audio is 8 kHz μ-law)")
     return _dumps({"type": "session.update", "session": session})
+
+
+def _merge(into: dict[str, Any], extra: Mapping[str, Any]) -> None:
+    for key, value in extra.items():
+        current = into.get(key)
+        if isinstance(current, dict) and isinstance(value, Mapping):
+            _merge(current, value)
+        else:
+            into[key] = value
 
 
 def encode_append_audio(audio: bytes) -> str:

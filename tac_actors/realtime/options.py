@@ -9,6 +9,7 @@ from typing import Any
 
 import attrs
 
+from tac_actors.protocol.realtime import encode_session_update
 from tac_actors.realtime.model import Connector
 from tac_actors.tools.function_tool import FunctionTool
 from tac_actors.tools.registry import ToolRegistry
@@ -43,8 +44,15 @@ class RealtimeOptions:
     connect: Connector | None = None
     connect_timeout: float = 10.0
     answer_inbound: bool = False
-    #: merged into ``session.update``'s ``session`` last (e.g. ``turn_detection`` tuning)
-    session_extra: Mapping[str, Any] | None = None
+    #: merged into ``session.update``'s ``session`` last, key by key (e.g.
+    #: ``{"audio": {"input": {"turn_detection": {"type": "semantic_vad"}}}}``); the audio
+    #: format must stay μ-law (checked here: ``LocalProtocolError``)
+    session_extra: Mapping[str, Any] | None = attrs.field(default=None)
+
+    @session_extra.validator
+    def _check_extra(self, _attribute: object, value: Mapping[str, Any] | None) -> None:
+        if value:
+            encode_session_update(extra=value)
 
     def connector(self) -> Connector:
         if self.connect is not None:

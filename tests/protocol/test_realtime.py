@@ -154,3 +154,14 @@ def test_client_events() -> None:
     assert json.loads(encode_function_output("c", '{"ok":true}')) == {
         "type": "conversation.item.create",
         "item": {"type": "function_call_output", "call_id": "c", "output": '{"ok":true}'}}
+
+
+def test_extra_session_fields_merge_key_by_key_and_keep_mulaw() -> None:
+    from tac_actors.protocol.errors import LocalProtocolError
+
+    session = json.loads(encode_session_update(extra={
+        "audio": {"input": {"turn_detection": {"type": "semantic_vad"}}}}))["session"]
+    assert session["audio"]["input"]["turn_detection"] == {"type": "semantic_vad"}
+    assert session["audio"]["input"]["format"] == {"type": "audio/pcmu"}
+    with pytest.raises(LocalProtocolError, match=r"audio\.output\.format"):
+        encode_session_update(extra={"audio": {"output": {"format": {"type": "audio/pcm"}}}})

@@ -61,3 +61,14 @@ def test_pending_marks_are_bounded() -> None:
     assert p.pending_marks == MAX_PENDING_MARKS
     assert p.played(f"m{MAX_PENDING_MARKS}")
     assert p.played_ms == MAX_PENDING_MARKS * 8 // 8
+
+
+def test_realtime_options_refuse_an_audio_format_twilio_cannot_play() -> None:
+    import pytest
+
+    from tac_actors.protocol.errors import LocalProtocolError
+    from tac_actors.realtime import RealtimeOptions
+
+    with pytest.raises(LocalProtocolError):
+        RealtimeOptions(session_extra={"audio": {"input": {"format": {"type": "audio/pcm"}}}})
+    assert RealtimeOptions(session_extra={"max_output_tokens": 200}).session_extra
