@@ -159,11 +159,13 @@ class MediaBridge:
                 continue
             match event:
                 case MediaFrame():
-                    if event.track == "inbound":
-                        try:
-                            await self.model.send_audio(event.payload)
-                        except ModelClosed as exc:
-                            return Ending("model_closed", 1011, exc)
+                    if event.track != "inbound":
+                        await trio.lowlevel.checkpoint()
+                        continue
+                    try:
+                        await self.model.send_audio(event.payload)
+                    except ModelClosed as exc:
+                        return Ending("model_closed", 1011, exc)
                 case MediaMark():
                     self._on_mark(event.name)
                     await trio.lowlevel.checkpoint()
@@ -280,10 +282,23 @@ class MediaBridge:
                                                   interrupted=True)
                     return
         self.session.record("assistant", cut.heard_text, _now(), interrupted=True)
+        self._trim()
 
     def _record(self, role: str, text: str) -> HistoryEntry:
         self.session.record(role, text, _now())  # type: ignore[arg-type]
-        return self.session.history[-1]
+        entry = self.session.history[-1]
+        self._trim()
+        return entry
+
+    def _trim(self) -> None:
+        """Keep the history within the channel policy's bounds, as the actor does."""
+        policy = self.cell.policy
+        if len(self.session.history) > policy.history_limit:
+            self.session.trim_history(entries=policy.history_limit * 3 // 4,
+                                      chars=policy.history_chars)
+        else:
+            self.session.trim_history(entries=policy.history_limit,
+                                      chars=policy.history_chars)
 
     # -- tools and handoff ----------------------------------------------------------------
 

@@ -413,3 +413,22 @@ async def test_speech_while_the_model_is_still_thinking_cancels_the_response(
             await wait_all_tasks_blocked()
             assert caller.heard() == []
             assert h.cell(caller).statistics().interrupts == 0
+
+
+async def test_history_stays_within_the_policy_bounds(clock: object) -> None:
+    import attrs
+
+    async with open_fake_realtime() as fake:
+        config = TACConfig()
+        policy = attrs.evolve(config.voice_policy, history_limit=8, history_chars=10_000)
+        tac = TAC(attrs.evolve(config, voice_policy=policy),
+                  realtime=RealtimeOptions(connect=fake.connector))
+        async with open_harness(tac) as h, h.media_call() as caller:
+            model = await fake.next_session()
+            await model.wait_for("session.update")
+            for n in range(40):
+                await model.user_said(f"question {n}")
+            await wait_all_tasks_blocked()
+            session = h.cell(caller).session
+            assert 0 < len(session.history) <= 8
+            assert session.history[-1].text == "question 39"
