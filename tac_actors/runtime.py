@@ -24,10 +24,16 @@ from tac_actors.actors import ActorCell, SessionUpdate, Supervisor, SupervisorSt
 from tac_actors.asyncio_bridge import AsyncioBridge, set_current_bridge
 from tac_actors.channels.media import MediaStreamChannel
 from tac_actors.channels.messaging import MessagingChannel
-from tac_actors.channels.outbound import OutboundResult, start_call, start_text_conversation
+from tac_actors.channels.outbound import (
+    OutboundResult,
+    start_call,
+    start_media_call,
+    start_text_conversation,
+)
 from tac_actors.channels.voice import VoiceChannel
 from tac_actors.memory.retrieval import OrchestratorMemory, fetch_orchestrator_config
 from tac_actors.protocol.twiml import ConversationRelayOptions
+from tac_actors.realtime.options import MediaStreamOptions
 from tac_actors.services import ServiceError, TwilioServices
 from tac_actors.session import AuthorInfo, Channel, ConversationSession
 from tac_actors.tac import TAC
@@ -131,9 +137,18 @@ class Runtime:
         metadata: Mapping[str, Any] | None = None, channel_id: str | None = None,
         from_: str | None = None, websocket_url: str | None = None,
         twiml_options: ConversationRelayOptions | None = None,
+        media: MediaStreamOptions | None = None,
     ) -> OutboundResult:
         """See :meth:`TAC.start_conversation`."""
         kind = Channel(str(channel).lower())
+        if kind.is_voice and media is not None:
+            params = {k: str(v) for k, v in (metadata or {}).items()}
+            result = await start_media_call(self.tac, self.services, to, from_=from_,
+                                            websocket_url_=websocket_url,
+                                            parameters={**params, **media.parameters})
+            if media.realtime is not None and result.call_sid:
+                self.media.expect(result.call_sid, media.realtime)
+            return result
         if kind.is_voice:
             return await start_call(self.tac, self.services, to, from_=from_,
                                     websocket_url_=websocket_url, twiml_options=twiml_options,

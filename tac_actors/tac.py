@@ -26,7 +26,7 @@ from tac_actors.usercode import Hook, call_hook
 
 if TYPE_CHECKING:
     from tac_actors.channels.outbound import OutboundResult
-    from tac_actors.realtime.options import RealtimeOptions
+    from tac_actors.realtime.options import MediaStreamOptions, RealtimeOptions
     from tac_actors.runtime import Runtime
     from tac_actors.services import TwilioServices
     from tac_actors.session import Channel
@@ -173,6 +173,7 @@ class TAC:
         metadata: Mapping[str, Any] | None = None, channel_id: str | None = None,
         from_: str | None = None, websocket_url: str | None = None,
         twiml_options: ConversationRelayOptions | None = None,
+        media: MediaStreamOptions | None = None,
     ) -> OutboundResult:
         """Start an outbound conversation with ``to`` and return an
         :class:`~tac_actors.channels.outbound.OutboundResult`.
@@ -183,7 +184,10 @@ class TAC:
         reaches ``on_message_ready`` like any inbound text. ``"voice"``: place a call from
         ``from_`` (default: the phone number) connected to our WebSocket (at
         ``websocket_url``, default ``wss://{voice_public_domain}/ws``); ``metadata``
-        becomes the call's custom parameters.
+        becomes the call's custom parameters. With ``media``
+        (:class:`~tac_actors.realtime.MediaStreamOptions`) the call is speech-to-speech:
+        a media stream to ``wss://{voice_public_domain}/media-stream``, bridged to the
+        realtime model (``media.realtime`` or ``TAC(realtime=...)``).
 
         Needs the runtime running (:func:`tac_actors.serve`, the CLI, or
         :func:`~tac_actors.testing.open_harness`): :class:`RuntimeError` otherwise.
@@ -195,7 +199,7 @@ class TAC:
                                "server (tac_actors.serve) or a test harness first")
         return await runtime.start_conversation(
             channel, to, message, metadata=metadata, channel_id=channel_id, from_=from_,
-            websocket_url=websocket_url, twiml_options=twiml_options)
+            websocket_url=websocket_url, twiml_options=twiml_options, media=media)
 
 
 class _AppAgent:
