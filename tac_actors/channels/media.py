@@ -120,7 +120,10 @@ class MediaStreamChannel:
                  ) -> None:
         self.supervisor = supervisor
         self.agent = agent
-        self.policy = policy
+        # no idle timeout: the conversation's mailbox is quiet while the caller and the
+        # model talk (their audio never passes through it); a silent call is the model's
+        # (voice activity) or the app's business, not the actor's
+        self.policy = attrs.evolve(policy, idle_timeout=None)
         self._options = options
         self._on_session = on_session
         self._linker = linker

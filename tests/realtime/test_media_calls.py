@@ -432,3 +432,20 @@ async def test_history_stays_within_the_policy_bounds(clock: object) -> None:
             session = h.cell(caller).session
             assert 0 < len(session.history) <= 8
             assert session.history[-1].text == "question 39"
+
+
+async def test_the_voice_idle_timeout_does_not_end_a_talking_media_call(clock: object) -> None:
+    import attrs
+
+    async with open_fake_realtime() as fake:
+        config = TACConfig()
+        tac = TAC(attrs.evolve(config, voice_policy=attrs.evolve(config.voice_policy,
+                                                                 idle_timeout=30.0)),
+                  realtime=RealtimeOptions(connect=fake.connector))
+        async with open_harness(tac) as h, h.media_call() as caller:
+            model = await fake.next_session()
+            await model.wait_for("session.update")
+            for _ in range(6):  # a minute of talk, none of it through the mailbox
+                await caller.speak(200)
+                await trio.sleep(10)
+            assert h.supervisor.get(caller.call_sid) is not None
