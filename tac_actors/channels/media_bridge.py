@@ -1,24 +1,28 @@
 """The bridge of one media-stream call: Twilio's socket on one side, the realtime model
 on the other, both owned by one task group.
 
-Two readers run side by side; whichever stops first ends the bridge (the other is
-cancelled) and says why (:class:`Ending`):
+Two readers and a writer run side by side; whichever stops first ends the bridge (the
+others are cancelled) and says why (:class:`Ending`):
 
 * **from Twilio**: caller audio goes to the model as it comes (back-pressure: a slow
   model slows this reader, TCP pushes back on Twilio); ``mark`` echoes update the
   :class:`~tac_actors.realtime.playback.Playback`; key presses go to the conversation's
   mailbox (``on_dtmf``); ``stop`` or a closed socket is a hang-up.
-* **from the model**: its audio goes to Twilio, each piece followed by a mark; its
+* **from the model**: its audio is queued for Twilio, each piece followed by a mark; its
   transcripts and the caller's go into ``session.history``; function calls are collected
   per response and run through the :class:`~tac_actors.tools.ToolRegistry` when the
   response is done (results, then one ``response.create``).
+* **to Twilio**: one writer sends the queue in order. The model's reader never waits on
+  Twilio's socket unless ``MAX_QUEUED_BYTES`` are waiting (back-pressure on the model),
+  so a slow caller network never delays a barge-in.
 
 **Barge-in** is a cancellation: when the model hears the caller start speaking while
 its audio is still playing, the bridge sends Twilio ``clear`` (the caller stops hearing
 it at once), cancels the active response, truncates the model's item at what Twilio
 reported played (so the model knows what was heard), records the heard part in the
 history and hands an :class:`~tac_actors.actors.Interruption` to the conversation (its
-``on_interrupt`` hook runs there). Audio of the cut item that still arrives is dropped.
+``on_interrupt`` hook runs there). Audio of the cut item still queued, or still arriving,
+is dropped.
 
 **Handoff**: a tool (or hook) that calls ``session.request_handoff`` lets the model say
 its last words; once Twilio has played them (or ``HANDOFF_FLUSH`` seconds), the
@@ -82,6 +86,8 @@ HANDOFF_FLUSH = 10.0
 LOG_FIRST = 3
 #: function calls collected for one response at most (more are answered with an error)
 MAX_CALLS_PER_RESPONSE = 16
+#: encoded messages waiting for Twilio's socket, at most (then the model reader waits)
+MAX_QUEUED_BYTES = 256 * 1024
 #: model error codes that are expected in a race (a cancel after the response ended)
 BENIGN_ERRORS = frozenset({"response_cancel_not_active"})
 
@@ -123,6 +129,9 @@ class MediaBridge:
         self._ending: Ending | None = None
         self._nursery: trio.Nursery | None = None
         self._bad = _BadInputLog(session.call_sid or "")
+        self._queue: deque[str] = deque()
+        self._queued_bytes = 0
+        self._queue_changed = trio.Event()
 
     async def run(self) -> Ending:
         """Bridge until one side stops; returns why. Cancelling it ends both readers and
@@ -131,6 +140,7 @@ class MediaBridge:
             self._nursery = nursery
             nursery.start_soon(self._until_first, self._from_twilio)
             nursery.start_soon(self._until_first, self._from_model)
+            nursery.start_soon(self._until_first, self._to_twilio)
         self._bad.summarise()
         return self._ending or Ending("hangup")
 
@@ -246,17 +256,23 @@ class MediaBridge:
                 or not delta.audio):
             await trio.lowlevel.checkpoint()
             return
-        await self.transport.send(encode_media(self.stream_sid, delta.audio))
+        while self._queued_bytes > MAX_QUEUED_BYTES:
+            await self._wait_queue_changed()
+        self._enqueue(encode_media(self.stream_sid, delta.audio))
         mark = self.playback.sent(delta.item_id, len(delta.audio))
         if mark is not None:
-            await self.transport.send(encode_mark(self.stream_sid, mark))
+            self._enqueue(encode_mark(self.stream_sid, mark))
+        await trio.lowlevel.checkpoint()
 
     async def _barge_in(self) -> None:
         response = self.active_response
         cut = self.playback.cut()
         if cut is not None:
-            # the caller stops hearing the model first; the model is told after
-            await self.transport.send(encode_clear(self.stream_sid))
+            # the caller stops hearing the model first (what was queued is never sent);
+            # the model is told after
+            self._queue.clear()
+            self._queued_bytes = 0
+            self._enqueue(encode_clear(self.stream_sid))
         if response is not None:
             self._cancelled.append(response)
             self.active_response = None
@@ -300,6 +316,34 @@ class MediaBridge:
             self.session.trim_history(entries=policy.history_limit,
                                       chars=policy.history_chars)
 
+    # -- to Twilio ------------------------------------------------------------------------
+
+    def _enqueue(self, text: str) -> None:
+        self._queue.append(text)
+        self._queued_bytes += len(text)
+        self._notify()
+
+    def _notify(self) -> None:
+        self._queue_changed.set()
+        self._queue_changed = trio.Event()
+
+    async def _wait_queue_changed(self) -> None:
+        await self._queue_changed.wait()
+
+    async def _to_twilio(self) -> Ending:
+        """Send the queue in order until Twilio's socket closes."""
+        try:
+            while True:
+                if not self._queue:
+                    await self._wait_queue_changed()
+                    continue
+                text = self._queue.popleft()
+                self._queued_bytes -= len(text)
+                self._notify()  # room for the model reader
+                await self.transport.send(text)
+        except TransportClosed:
+            return Ending("hangup")
+
     # -- tools and handoff ----------------------------------------------------------------
 
     def _collect(self, call: FunctionCall) -> None:
@@ -321,7 +365,7 @@ class MediaBridge:
             self._nursery.start_soon(self._run_tools, calls[:MAX_CALLS_PER_RESPONSE])
         elif self._handoff_armed:
             if self.playback.unplayed:
-                await self.transport.send(encode_mark(self.stream_sid, HANDOFF_MARK))
+                self._enqueue(encode_mark(self.stream_sid, HANDOFF_MARK))
                 assert self._nursery is not None
                 self._nursery.start_soon(self._nudge_later)
             else:

@@ -75,12 +75,17 @@ class Harness:
                 await served.wait()
 
     @asynccontextmanager
-    async def media_call(self, *, start: bool = True, **caller_options: Any
-                         ) -> AsyncIterator[SimulatedMediaCaller]:
+    async def media_call(self, *, start: bool = True,
+                         wrap: Callable[[Transport], Transport] | None = None,
+                         **caller_options: Any) -> AsyncIterator[SimulatedMediaCaller]:
         """Place a speech-to-speech call (Twilio Media Streams, served by
         ``runtime.media``) over memory transports. On exit the caller hangs up (if the
-        call is still up) and the block waits until the server side is done."""
+        call is still up) and the block waits until the server side is done. ``wrap``
+        wraps the server's end (e.g. in a :class:`GatedTransport`)."""
+        server_end: Transport
         server_end, client_end = memory_transport_pair()
+        if wrap is not None:
+            server_end = wrap(server_end)
         caller = SimulatedMediaCaller(client_end, **caller_options)
         served = trio.Event()
 

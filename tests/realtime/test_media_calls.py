@@ -449,3 +449,35 @@ async def test_the_voice_idle_timeout_does_not_end_a_talking_media_call(clock: o
                 await caller.speak(200)
                 await trio.sleep(10)
             assert h.supervisor.get(caller.call_sid) is not None
+
+
+async def test_a_stalled_twilio_socket_does_not_delay_a_barge_in(clock: object) -> None:
+    from tac_actors.testing import GatedTransport
+
+    gates: list[GatedTransport] = []
+
+    def stalled(transport: Any) -> GatedTransport:
+        gate = GatedTransport(transport)
+        gates.append(gate)
+        return gate
+
+    async with open_fake_realtime() as fake:
+        tac = TAC(TACConfig(), realtime=RealtimeOptions(connect=fake.connector))
+        async with open_harness(tac) as h, h.media_call(wrap=stalled) as caller:
+            model = await fake.next_session()
+            await model.wait_for("session.update")
+            gates[0].stall()  # the caller's network stops taking anything
+            _, item_id = await model.speak(TEXT, audio_ms=1000, chunks=5, done=False)
+            await wait_all_tasks_blocked()
+            await model.speech_started()
+            # the model hears about the barge-in while Twilio's socket is still stalled
+            await model.wait_for("response.cancel")
+            truncate = await model.wait_for("conversation.item.truncate")
+            assert (truncate["item_id"], truncate["audio_end_ms"]) == (item_id, 0)
+            await wait_all_tasks_blocked()
+            assert history(h.cell(caller).session) == [("assistant", "", True)]
+            gates[0].release()
+            await caller.expect("clear")
+            # only the piece already on the wire went out: the rest was dropped unsent
+            assert len(caller.heard()) == 1
+            assert [m["event"] for m in caller.received] == ["media", "clear"]
