@@ -55,6 +55,7 @@ __all__ = [
     "MEDIA_TWIML_PATH",
     "MEDIA_WEBSOCKET_PATH",
     "MediaOutcome",
+    "MediaStatistics",
     "MediaStreamChannel",
     "session_from_start",
 ]
@@ -76,6 +77,20 @@ CLOSE_TIMEOUT = 1.0
 #: calls remembered between the TwiML answer and the stream, and between the stream's
 #: end and the action callback (oldest forgotten first)
 MAX_REMEMBERED = 10_000
+
+
+@attrs.frozen
+class MediaStatistics:
+    """Counters since the channel was made: streams ``started`` (a conversation was
+    spawned), ``refused`` (no start, a bad format, no model configured, a duplicate
+    call), ``model_failures`` (the model could not be reached or went away),
+    ``barge_ins`` (audio cut because the caller spoke) and ``handoffs``."""
+
+    started: int
+    refused: int
+    model_failures: int
+    barge_ins: int
+    handoffs: int
 
 
 @attrs.frozen
@@ -130,6 +145,12 @@ class MediaStreamChannel:
         self._memory = memory
         self._expected = _Bounded()
         self._outcomes = _Bounded()
+        self._started = self._refused = self._model_failures = 0
+        self._barge_ins = self._handoffs = 0
+
+    def statistics(self) -> MediaStatistics:
+        return MediaStatistics(self._started, self._refused, self._model_failures,
+                               self._barge_ins, self._handoffs)
 
     def expect(self, call_sid: str, options: RealtimeOptions) -> None:
         """Use ``options`` for the stream of call ``call_sid`` (set when answering it)."""
@@ -145,13 +166,22 @@ class MediaStreamChannel:
         peer or the model does; cancelling it is a hang-up."""
         start = await self._await_start(transport)
         if start is None:
+            self._refused += 1
             return
         call = start.call_sid
+        if start.encoding != "audio/x-mulaw" or start.sample_rate != 8000:
+            log.warning("call %s: media stream in %s at %d Hz; only 8 kHz μ-law is "
+                        "bridged: closing it (1003)", excerpt(call), excerpt(start.encoding),
+                        start.sample_rate)
+            self._refused += 1
+            await transport.close(1003, "unsupported media format")
+            return
         expected = self._expected.pop(call, None)
         options = expected if isinstance(expected, RealtimeOptions) else self._options()
         if options is None:
             log.warning("call %s: a media stream, but no realtime model is configured "
                         "(TAC(realtime=...)): closing it (1011)", excerpt(call))
+            self._refused += 1
             await transport.close(1011, "no realtime model configured")
             return
         session = session_from_start(start)
@@ -160,13 +190,16 @@ class MediaStreamChannel:
             cell = self.supervisor.spawn(call, session=session, agent=self.agent,
                                          outbox=outbox, policy=self.policy)
         except AlreadyRunning:
+            self._refused += 1
             log.warning("call %s: a second stream for a live call: closing it (1008)",
                         excerpt(call))
             await transport.close(1008, "call already connected")
             return
         except NotAccepting:
+            self._refused += 1
             await transport.close(1001, "server shutting down")
             return
+        self._started += 1
         if self._on_session is not None:
             self._on_session(session, cell)
         ending = Ending("hangup")
@@ -194,6 +227,10 @@ class MediaStreamChannel:
             if cell.stop_reason == "shutdown" and code == 1000:
                 code = 1001
             self._outcomes.put(call, MediaOutcome(ending.reason, outbox.handoff_data))
+            if ending.reason in ("model_unavailable", "model_closed", "model_error"):
+                self._model_failures += 1
+            if outbox.handoff_data is not None:
+                self._handoffs += 1
             with trio.CancelScope(shield=True, deadline=trio.current_time() + CLOSE_TIMEOUT):
                 await transport.close(code)
 
@@ -230,8 +267,11 @@ class MediaStreamChannel:
                         transcribe=options.transcribe, extra=options.session_extra)
                     if options.greeting:
                         await model.create_response(options.greeting)
-                    return await MediaBridge(transport, model, start, session, cell,
-                                             options).run()
+                    bridge = MediaBridge(transport, model, start, session, cell, options)
+                    try:
+                        return await bridge.run()
+                    finally:
+                        self._barge_ins += bridge.barge_ins
                 finally:
                     outbox.model = None
         except Exception as exc:

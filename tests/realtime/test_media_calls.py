@@ -481,3 +481,53 @@ async def test_a_stalled_twilio_socket_does_not_delay_a_barge_in(clock: object) 
             # only the piece already on the wire went out: the rest was dropped unsent
             assert len(caller.heard()) == 1
             assert [m["event"] for m in caller.received] == ["media", "clear"]
+
+
+async def test_a_stream_in_another_format_is_refused_and_counted(clock: object) -> None:
+    import json as _json
+
+    async with open_fake_realtime() as fake:
+        tac = TAC(TACConfig(), realtime=RealtimeOptions(connect=fake.connector))
+        async with open_harness(tac) as h, h.media_call(start=False) as caller:
+            await caller.transport.send(_json.dumps({
+                "event": "start", "start": {
+                    "streamSid": "MZ1", "callSid": caller.call_sid,
+                    "mediaFormat": {"encoding": "audio/l16", "sampleRate": 16000}}}))
+            await caller.drain()
+            assert caller.close_code == 1003
+            assert fake.sessions == []
+        stats = h.runtime.media.statistics()
+        assert (stats.started, stats.refused) == (0, 1)
+
+
+async def test_statistics_count_barge_ins_handoffs_and_model_failures(clock: object) -> None:
+    @function_tool
+    async def transfer(session: ConversationSession) -> str:
+        """Transfer the caller."""
+        session.request_handoff("{}")
+        return "ok"
+
+    async with open_fake_realtime() as fake:
+        tac = TAC(TACConfig(), realtime=RealtimeOptions(connect=fake.connector,
+                                                        tools=[transfer]))
+        async with open_harness(tac) as h:
+            async with h.media_call(auto_play=False) as caller:
+                model = await fake.next_session()
+                await model.wait_for("session.update")
+                await model.speak(TEXT, audio_ms=200, chunks=2, done=False)
+                await caller.expect("mark")
+                await caller.expect("mark")
+                await model.speech_started()
+                await caller.expect("clear")
+                await model.call_tool("transfer", {})
+                await model.wait_for("response.create")
+                await model.speak("Bye.", audio_ms=100, chunks=1)
+                caller.auto_play = True
+                await caller.play()
+                await caller.drain()
+            fake.refuse = RuntimeError("down")
+            async with h.media_call() as caller:
+                await caller.drain()
+            stats = h.runtime.media.statistics()
+        assert (stats.started, stats.refused, stats.model_failures, stats.barge_ins,
+                stats.handoffs) == (2, 0, 1, 1, 1)
