@@ -17,6 +17,14 @@ from tac_actors.tools.registry import ToolRegistry
 __all__ = ["MediaStreamOptions", "RealtimeOptions"]
 
 
+def _numbers_or_bool(value: bool | Iterable[str]) -> bool | frozenset[str]:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        raise TypeError("answer_inbound takes a bool or a collection of numbers, not a str")
+    return frozenset(value)
+
+
 def _registry(value: ToolRegistry | Iterable[FunctionTool]) -> ToolRegistry:
     return value if isinstance(value, ToolRegistry) else ToolRegistry(value)
 
@@ -31,8 +39,9 @@ class RealtimeOptions:
     soon as the call connects (``None``: the model waits for the caller). ``tools`` run
     through a :class:`ToolRegistry`, each under its own timeout or ``tool_timeout``.
     ``transcribe`` names the model that transcribes the caller for ``session.history``
-    (``None``: no user entries). ``answer_inbound``: ``/twiml`` answers every call with a
-    media stream unless ``on_inbound_call`` returns ConversationRelay options.
+    (``None``: no user entries). ``answer_inbound``: ``/twiml`` answers every call
+    (``True``) or the calls to these numbers (a collection of ``To`` numbers) with a media
+    stream, unless ``on_inbound_call`` returns ConversationRelay options.
     """
 
     instructions: str | None = None
@@ -43,7 +52,8 @@ class RealtimeOptions:
     transcribe: str | None = "gpt-4o-mini-transcribe"
     connect: Connector | None = None
     connect_timeout: float = 10.0
-    answer_inbound: bool = False
+    answer_inbound: bool | frozenset[str] = attrs.field(default=False,
+                                                       converter=_numbers_or_bool)
     #: merged into ``session.update``'s ``session`` last, key by key (e.g.
     #: ``{"audio": {"input": {"turn_detection": {"type": "semantic_vad"}}}}``); the audio
     #: format must stay μ-law (checked here: ``LocalProtocolError``)
@@ -53,6 +63,12 @@ class RealtimeOptions:
     def _check_extra(self, _attribute: object, value: Mapping[str, Any] | None) -> None:
         if value:
             encode_session_update(extra=value)
+
+    def answers(self, to: str | None) -> bool:
+        """Whether ``/twiml`` answers a call to ``to`` with a media stream by default."""
+        if isinstance(self.answer_inbound, bool):
+            return self.answer_inbound
+        return to is not None and to in self.answer_inbound
 
     def connector(self) -> Connector:
         if self.connect is not None:

@@ -22,7 +22,8 @@ callback``                         app's ``on_handoff`` hook for the next TwiML
 
 ``/twiml`` answers with a media stream too when ``on_inbound_call`` returns
 :class:`~tac_actors.realtime.MediaStreamOptions` for the call, or when
-``RealtimeOptions(answer_inbound=True)`` and the hook returns nothing.
+``RealtimeOptions(answer_inbound=True)`` (or the call's number is in it) and the hook
+returns nothing.
 
 With an auth token configured every Twilio route checks X-Twilio-Signature: HTTP routes
 answer 403, the WebSocket is closed with 1008. Without one the server warns at start-up
@@ -188,7 +189,7 @@ def mount(app: QuartTrio, tac: TAC, *, url_prefix: str = "") -> QuartTrio:
         call = InboundCall.from_form(form)
         extra = await tac.run_hook(tac._twiml, call) if tac._twiml is not None else None
         if isinstance(extra, MediaStreamOptions) or (
-                extra is None and tac.realtime is not None and tac.realtime.answer_inbound):
+                extra is None and tac.realtime is not None and tac.realtime.answers(call.to)):
             return Response(_stream_answer(state, call, extra, url_prefix), mimetype=XML)
         ws_url = _public_base(url_prefix + config.voice_websocket_path, websocket_route=True)
         base = ConversationRelayOptions(

@@ -121,3 +121,15 @@ async def test_unsigned_media_upgrade_is_refused() -> None:
                 await caller.drain()
                 assert caller.close_code == 1008
             assert fake.sessions == []
+
+
+async def test_answer_inbound_by_number() -> None:
+    async with open_fake_realtime() as fake:
+        tac = TAC(TACConfig(auth_token=TOKEN), realtime=RealtimeOptions(
+            connect=fake.connector, answer_inbound={"+1555"}))
+        async with running(tac) as base, httpx.AsyncClient() as http:
+            for to, kind in (("+1555", "<Stream"), ("+1666", "<ConversationRelay")):
+                form = {"CallSid": "CA" + "2" * 32, "From": "+1444", "To": to}
+                answer = await http.post(base + "/twiml", data=form,
+                                         headers=signed(base + "/twiml", form))
+                assert kind in answer.text
