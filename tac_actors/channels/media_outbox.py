@@ -11,7 +11,6 @@ stream and raise :class:`NotImplementedError`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
 import trio
 
@@ -28,16 +27,15 @@ SAY = "Say exactly this to the caller, and nothing else: {text}"
 
 
 class MediaOutbox:
-    """One media-stream call's way out. ``on_handoff(data)`` is called once when the
-    conversation is handed off (the channel records it for the action callback)."""
+    """One media-stream call's way out. ``handoff_data`` is what the conversation was
+    handed off with (the channel keeps it for the action callback)."""
 
     streaming = True
 
-    def __init__(self, *, on_handoff: Callable[[str], None] | None = None) -> None:
+    def __init__(self) -> None:
         self.model: RealtimeModel | None = None
         self.handoff_data: str | None = None
         self.finished = False
-        self._on_handoff = on_handoff
         self._pending: list[str] = []
 
     async def deliver(self, turn: int, token: str, *, last: bool) -> None:
@@ -72,8 +70,6 @@ class MediaOutbox:
     async def hand_off(self, handoff_data: str) -> None:
         if self.handoff_data is None:
             self.handoff_data = handoff_data
-            if self._on_handoff is not None:
-                self._on_handoff(handoff_data)
         self.finished = True
         await trio.lowlevel.checkpoint()
 
