@@ -22,11 +22,18 @@ import trio
 from tac_actors._logsafe import excerpt
 from tac_actors.actors import ActorCell, SessionUpdate, Supervisor, SupervisorStatistics
 from tac_actors.asyncio_bridge import AsyncioBridge, set_current_bridge
+from tac_actors.channels.media import MediaStreamChannel
 from tac_actors.channels.messaging import MessagingChannel
-from tac_actors.channels.outbound import OutboundResult, start_call, start_text_conversation
+from tac_actors.channels.outbound import (
+    OutboundResult,
+    start_call,
+    start_media_call,
+    start_text_conversation,
+)
 from tac_actors.channels.voice import VoiceChannel
 from tac_actors.memory.retrieval import OrchestratorMemory, fetch_orchestrator_config
 from tac_actors.protocol.twiml import ConversationRelayOptions
+from tac_actors.realtime.options import MediaStreamOptions
 from tac_actors.services import ServiceError, TwilioServices
 from tac_actors.session import AuthorInfo, Channel, ConversationSession
 from tac_actors.tac import TAC
@@ -73,6 +80,12 @@ class Runtime:
                                   max_frame_bytes=tac.config.max_frame_bytes,
                                   on_session=self._track_call,
                                   linker=self._link_voice if services is not None else None)
+        #: speech-to-speech calls: Media Streams bridged to ``tac.realtime``
+        self.media = MediaStreamChannel(supervisor, tac.agent, policy=tac.config.voice_policy,
+                                        options=lambda: tac.realtime,
+                                        on_session=self._track_call,
+                                        linker=self._link_voice if services else None,
+                                        memory=self._memory_prompt if services else None)
         #: SMS, WhatsApp, RCS and Chat (Orchestrator mode only)
         self.messaging: MessagingChannel | None = None
         if services is not None:
@@ -130,9 +143,18 @@ class Runtime:
         metadata: Mapping[str, Any] | None = None, channel_id: str | None = None,
         from_: str | None = None, websocket_url: str | None = None,
         twiml_options: ConversationRelayOptions | None = None,
+        media: MediaStreamOptions | None = None,
     ) -> OutboundResult:
         """See :meth:`TAC.start_conversation`."""
         kind = Channel(str(channel).lower())
+        if kind.is_voice and media is not None:
+            params = {k: str(v) for k, v in (metadata or {}).items()}
+            result = await start_media_call(self.tac, self.services, to, from_=from_,
+                                            websocket_url_=websocket_url,
+                                            parameters={**params, **media.parameters})
+            if media.realtime is not None and result.call_sid:
+                self.media.expect(result.call_sid, media.realtime)
+            return result
         if kind.is_voice:
             return await start_call(self.tac, self.services, to, from_=from_,
                                     websocket_url_=websocket_url, twiml_options=twiml_options,
@@ -144,6 +166,11 @@ class Runtime:
             raise ValueError("an outbound text conversation needs a first message")
         return await start_text_conversation(self.messaging, kind, to, message,
                                              metadata=metadata, channel_id=channel_id)
+
+    async def _memory_prompt(self, session: ConversationSession) -> str:
+        """What memory knows of a caller, as prompt sections for a realtime model."""
+        memory = await self.tac.memory_provider.retrieve(session, None)
+        return memory.build_memory_prompts()
 
     def _track_call(self, session: ConversationSession, cell: ActorCell) -> None:
         sid = session.call_sid

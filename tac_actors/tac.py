@@ -26,6 +26,7 @@ from tac_actors.usercode import Hook, call_hook
 
 if TYPE_CHECKING:
     from tac_actors.channels.outbound import OutboundResult
+    from tac_actors.realtime.options import MediaStreamOptions, RealtimeOptions
     from tac_actors.runtime import Runtime
     from tac_actors.services import TwilioServices
     from tac_actors.session import Channel
@@ -64,7 +65,8 @@ class TAC:
                  twiml_options: ConversationRelayOptions | None = None,
                  memory_mode: str = "once",
                  messaging: MessagingOptions | None = None,
-                 asyncio: bool | None = None) -> None:
+                 asyncio: bool | None = None,
+                 realtime: RealtimeOptions | None = None) -> None:
         if config is None:
             config = TACConfig.from_env()
         elif isinstance(config, Mapping):
@@ -97,6 +99,9 @@ class TAC:
         self.services: TwilioServices | None = None
         #: text channels: debounce, dedup capacity, chat agent address
         self.messaging_options = messaging or MessagingOptions()
+        #: speech-to-speech calls (Twilio Media Streams bridged to a realtime model):
+        #: the model, its instructions and tools; ``None`` serves no media streams
+        self.realtime: RealtimeOptions | None = realtime
         #: the running runtime (set while a server or a test harness runs)
         self.runtime: Runtime | None = None
         self.agent = _AppAgent(self)
@@ -135,8 +140,10 @@ class TAC:
         return fn
 
     def on_inbound_call(self, fn: F) -> F:
-        """``fn(call) -> ConversationRelayOptions | None``: per-call TwiML options, layered
-        over the configured ones."""
+        """``fn(call) -> ConversationRelayOptions | MediaStreamOptions | None``: per-call
+        TwiML options, layered over the configured ones; a
+        :class:`~tac_actors.realtime.MediaStreamOptions` answers the call with a media
+        stream bridged to the realtime model instead."""
         self._twiml = Hook(fn, "on_inbound_call")
         return fn
 
@@ -166,6 +173,7 @@ class TAC:
         metadata: Mapping[str, Any] | None = None, channel_id: str | None = None,
         from_: str | None = None, websocket_url: str | None = None,
         twiml_options: ConversationRelayOptions | None = None,
+        media: MediaStreamOptions | None = None,
     ) -> OutboundResult:
         """Start an outbound conversation with ``to`` and return an
         :class:`~tac_actors.channels.outbound.OutboundResult`.
@@ -176,7 +184,10 @@ class TAC:
         reaches ``on_message_ready`` like any inbound text. ``"voice"``: place a call from
         ``from_`` (default: the phone number) connected to our WebSocket (at
         ``websocket_url``, default ``wss://{voice_public_domain}/ws``); ``metadata``
-        becomes the call's custom parameters.
+        becomes the call's custom parameters. With ``media``
+        (:class:`~tac_actors.realtime.MediaStreamOptions`) the call is speech-to-speech:
+        a media stream to ``wss://{voice_public_domain}/media-stream``, bridged to the
+        realtime model (``media.realtime`` or ``TAC(realtime=...)``).
 
         Needs the runtime running (:func:`tac_actors.serve`, the CLI, or
         :func:`~tac_actors.testing.open_harness`): :class:`RuntimeError` otherwise.
@@ -188,7 +199,7 @@ class TAC:
                                "server (tac_actors.serve) or a test harness first")
         return await runtime.start_conversation(
             channel, to, message, metadata=metadata, channel_id=channel_id, from_=from_,
-            websocket_url=websocket_url, twiml_options=twiml_options)
+            websocket_url=websocket_url, twiml_options=twiml_options, media=media)
 
 
 class _AppAgent:

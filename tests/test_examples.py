@@ -104,3 +104,34 @@ async def test_openai_example_streams_from_a_compatible_server(
                 assert (await caller.read_reply()).tokens == ("Hi ", "there!")
     tools = {t["function"]["name"] for t in fake.requests[0]["tools"]}
     assert tools == {"order_status", "search_knowledge", "retrieve_profile_memory", "handoff"}
+
+
+async def test_realtime_example_without_a_key_says_what_is_missing(
+        monkeypatch: pytest.MonkeyPatch, autojump_clock: object) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    tac = load_app(str(EXAMPLES / "realtime_agent.py") + ":tac")
+    assert tac.realtime is not None and not tac.realtime.answer_inbound
+    async with open_harness(tac) as h, h.call() as caller:
+        await caller.say("hello")
+        assert "OPENAI_API_KEY" in (await caller.read_reply()).text
+
+
+async def test_realtime_example_against_the_fake_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tac_actors.testing.realtime import open_fake_realtime
+
+    async with open_fake_realtime() as fake:
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+        monkeypatch.setenv("OPENAI_REALTIME_URL", await fake.serve())
+        tac = load_app(str(EXAMPLES / "realtime_agent.py") + ":tac")
+        assert tac.realtime is not None and tac.realtime.answer_inbound
+        async with open_harness(tac) as h, h.media_call() as caller:
+            model = await fake.next_session()
+            update = (await model.wait_for("session.update"))["session"]
+            assert [tool["name"] for tool in update["tools"]] == ["order_status", "transfer"]
+            await model.wait_for("response.create")
+            await model.call_tool("order_status", {"order_id": "A-1"})
+            output = await model.wait_for("conversation.item.create")
+            assert json.loads(output["item"]["output"])["status"] == "shipped"
+            await caller.hang_up()
+            await caller.drain()
+            del h

@@ -24,7 +24,7 @@ import trio
 
 from tac_actors.channels.messaging import MessagingChannel, bare
 from tac_actors.channels.messaging_outbox import Route
-from tac_actors.protocol.twiml import ConversationRelayOptions, connect_twiml
+from tac_actors.protocol.twiml import ConversationRelayOptions, connect_twiml, stream_twiml
 from tac_actors.services import ServiceError, TwilioServices
 from tac_actors.services.calls import CallsClient
 from tac_actors.session import AuthorInfo, Channel, ConversationSession
@@ -159,4 +159,36 @@ async def start_call(tac: TAC, services: TwilioServices | None, to: str, *,
             call = await CallsClient(own.http, config.account_sid).create(
                 to=to, from_=sender, twiml=twiml)
     log.info("outbound call %s to %s", call.sid, to)
+    return OutboundResult(channel=Channel.VOICE, to=to, call_sid=call.sid)
+
+
+async def start_media_call(tac: TAC, services: TwilioServices | None, to: str, *,
+                           from_: str | None = None, websocket_url_: str | None = None,
+                           parameters: Mapping[str, str] | None = None) -> OutboundResult:
+    """Call ``to`` and connect the answered call to our media-stream route (a
+    speech-to-speech call: ``<Connect><Stream>``). ``websocket_url_`` defaults to
+    ``wss://{voice_public_domain}/media-stream``."""
+    from tac_actors.channels.media import MEDIA_ACTION_PATH, MEDIA_WEBSOCKET_PATH
+
+    config = tac.config
+    sender = from_ or config.phone_number
+    if not sender:
+        raise ValueError("an outbound call needs a caller id (phone_number or from_)")
+    domain = config.voice_public_domain
+    if websocket_url_ is None:
+        if not domain:
+            raise ValueError("an outbound call needs TWILIO_VOICE_PUBLIC_DOMAIN "
+                             "(or websocket_url)")
+        websocket_url_ = f"wss://{domain}{MEDIA_WEBSOCKET_PATH}"
+    twiml = stream_twiml(websocket_url_,
+                         parameters={"From": sender, "To": to, **(parameters or {})},
+                         action_url=f"https://{domain}{MEDIA_ACTION_PATH}" if domain else None)
+    if services is not None:
+        call = await CallsClient(services.http, config.account_sid).create(
+            to=to, from_=sender, twiml=twiml)
+    else:
+        async with TwilioServices.open(config) as own:
+            call = await CallsClient(own.http, config.account_sid).create(
+                to=to, from_=sender, twiml=twiml)
+    log.info("outbound speech-to-speech call %s to %s", call.sid, to)
     return OutboundResult(channel=Channel.VOICE, to=to, call_sid=call.sid)

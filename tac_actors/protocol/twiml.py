@@ -36,6 +36,7 @@ __all__ = [
     "hangup_twiml",
     "merge_options",
     "say_hangup_twiml",
+    "stream_twiml",
 ]
 
 InterruptMode: TypeAlias = Literal["none", "dtmf", "speech", "any"]
@@ -293,3 +294,21 @@ def dial_twiml(number: str, *, caller_id: str | None = None) -> str:
         raise ValueError("dial_twiml needs a number")
     dial = f"<Dial{_attributes([('callerId', caller_id)])}>"
     return _document(f"{dial}{_escape_text(number)}</Dial>")
+
+
+def stream_twiml(url: str, *, parameters: Mapping[str, str] | None = None,
+                 action_url: str | None = None, name: str | None = None,
+                 status_callback: str | None = None) -> str:
+    """The TwiML answer for a speech-to-speech call: ``<Connect><Stream>``, a
+    bidirectional Media Stream to ``url`` (``wss://``), with ``parameters`` as
+    ``<Parameter>`` values (they arrive in the stream's ``start``). ``action_url`` is
+    where Twilio asks for the next TwiML once the stream ends (a handoff).
+    Raises ``ValueError`` if ``url`` is empty or a value cannot be XML."""
+    if not url.strip():
+        raise ValueError("stream_twiml needs the WebSocket url")
+    connect = f"<Connect{_attributes([('action', action_url)])}>"
+    stream = "<Stream" + _attributes([("url", url), ("name", name),
+                                      ("statusCallback", status_callback)]) + ">"
+    params = "".join(f"<Parameter{_attributes([('name', key), ('value', value)])}/>"
+                     for key, value in (parameters or {}).items())
+    return _document(f"{connect}{stream}{params}</Stream></Connect>")

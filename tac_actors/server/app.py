@@ -13,7 +13,18 @@ callback``                         app's ``on_handoff`` hook for the next TwiML
                                    shuts down or is overloaded, 400 for a bad payload
                                    (see :mod:`tac_actors.channels.messaging`)
 ``GET /health``                    liveness and a few figures
+``POST /media-twiml``              TwiML connecting the call to a media stream
+                                   (speech-to-speech: ``TAC(realtime=...)``)
+``WS /media-stream``               one Twilio Media Streams call, bridged to the
+                                   realtime model (:mod:`tac_actors.channels.media`)
+``POST /media-stream-callback``    the stream is over: the recorded handoff data goes
+                                   to the app's ``on_handoff`` hook
 =================================  ================================================
+
+``/twiml`` answers with a media stream too when ``on_inbound_call`` returns
+:class:`~tac_actors.realtime.MediaStreamOptions` for the call, or when
+``RealtimeOptions(answer_inbound=True)`` (or the call's number is in it) and the hook
+returns nothing.
 
 With an auth token configured every Twilio route checks X-Twilio-Signature: HTTP routes
 answer 403, the WebSocket is closed with 1008. Without one the server warns at start-up
@@ -40,8 +51,15 @@ from quart import Blueprint, Response, current_app, request, websocket
 from quart_trio import QuartTrio
 
 from tac_actors._logsafe import LogLimiter, excerpt
+from tac_actors.channels.media import MEDIA_ACTION_PATH, MEDIA_TWIML_PATH, MEDIA_WEBSOCKET_PATH
 from tac_actors.protocol.signature import SignatureValidator, public_url
-from tac_actors.protocol.twiml import ConversationRelayOptions, connect_twiml, hangup_twiml
+from tac_actors.protocol.twiml import (
+    ConversationRelayOptions,
+    connect_twiml,
+    hangup_twiml,
+    stream_twiml,
+)
+from tac_actors.realtime.options import MediaStreamOptions
 from tac_actors.runtime import Runtime
 from tac_actors.server.callbacks import ActionCallback, InboundCall
 from tac_actors.server.peers import ForwardedTrust, real_client
@@ -170,16 +188,62 @@ def mount(app: QuartTrio, tac: TAC, *, url_prefix: str = "") -> QuartTrio:
         if (denied := await _check_form(state, form)) is not None:
             return denied
         call = InboundCall.from_form(form)
+        extra = await tac.run_hook(tac._twiml, call) if tac._twiml is not None else None
+        if isinstance(extra, MediaStreamOptions) or (
+                extra is None and tac.realtime is not None and tac.realtime.answers(call.to)):
+            return Response(_stream_answer(state, call, extra, url_prefix), mimetype=XML)
         ws_url = _public_base(url_prefix + config.voice_websocket_path, websocket_route=True)
         base = ConversationRelayOptions(
             url=ws_url, conversation_configuration=config.conversation_configuration_id)
         options = base.merged(tac.twiml_options)
-        if tac._twiml is not None:
-            extra = await tac.run_hook(tac._twiml, call)
-            if extra is not None:
-                options = options.merged(extra)
+        if extra is not None:
+            options = options.merged(extra)
         xml = connect_twiml(options, action_url=_action_url(state, url_prefix))
         return Response(xml, mimetype=XML)
+
+    @bp.route(MEDIA_TWIML_PATH, methods=["POST", "GET"])
+    async def media_twiml() -> Response:
+        form = await _form() if request.method == "POST" else dict(request.args)
+        if (denied := await _check_form(state, form)) is not None:
+            return denied
+        call = InboundCall.from_form(form)
+        extra = await tac.run_hook(tac._twiml, call) if tac._twiml is not None else None
+        media = extra if isinstance(extra, MediaStreamOptions) else None
+        return Response(_stream_answer(state, call, media, url_prefix), mimetype=XML)
+
+    @bp.websocket(MEDIA_WEBSOCKET_PATH)
+    async def media_stream() -> None:
+        runtime = state.require_runtime()
+        if state.validator is not None:
+            signature = websocket.headers.get("X-Twilio-Signature")
+            if not state.validator.validate_websocket(_url(websocket_route=True), signature):
+                _reject(state, websocket, ": media stream upgrade with a bad or missing "
+                        "X-Twilio-Signature: 1008")
+                await websocket.accept()
+                await websocket.close(1008, "invalid signature")
+                return
+        await websocket.accept()
+        await runtime.media.handle(QuartTransport(websocket._get_current_object()))  # type: ignore[attr-defined]
+
+    @bp.route(MEDIA_ACTION_PATH, methods=["POST"])
+    async def media_action() -> Response:
+        form = await _form()
+        if (denied := await _check_form(state, form)) is not None:
+            return denied
+        callback = ActionCallback.from_form(form)
+        runtime = state.runtime
+        outcome = (runtime.media.take_outcome(callback.call_sid)
+                   if runtime is not None and callback.call_sid else None)
+        if outcome is not None and outcome.handoff_data is not None:
+            callback = ActionCallback.from_form(
+                {**form, "HandoffData": outcome.handoff_data})
+        log.info("call %s: media stream over (%s)%s", excerpt(callback.call_sid, 64),
+                 outcome.reason if outcome else "unknown",
+                 " with handoff data" if callback.handoff_data else "")
+        xml: str | None = None
+        if tac._handoff is not None:
+            xml = await tac.run_hook(tac._handoff, callback)
+        return Response(xml or hangup_twiml(), mimetype=XML)
 
     @bp.websocket(config.voice_websocket_path)
     async def relay() -> None:
@@ -270,6 +334,22 @@ def _action_url(state: _State, url_prefix: str) -> str:
         return (f"https://webhooks.twilio.com/v1/Accounts/{config.account_sid}/Flows/"
                 f"{config.studio_handoff_flow_sid}?Trigger=incomingCall")
     return _public_base(url_prefix + config.voice_action_path, websocket_route=False)
+
+
+def _stream_answer(state: _State, call: InboundCall, media: MediaStreamOptions | None,
+                   url_prefix: str) -> str:
+    """``<Connect><Stream>`` to our media route, with the caller's numbers as
+    parameters; per-call realtime options are kept for the stream that follows."""
+    parameters = {key: value for key, value in (("From", call.from_), ("To", call.to))
+                  if value}
+    if media is not None:
+        parameters.update(media.parameters)
+        if media.realtime is not None and call.call_sid and state.runtime is not None:
+            state.runtime.media.expect(call.call_sid, media.realtime)
+    return stream_twiml(
+        _public_base(url_prefix + MEDIA_WEBSOCKET_PATH, websocket_route=True),
+        parameters=parameters,
+        action_url=_public_base(url_prefix + MEDIA_ACTION_PATH, websocket_route=False))
 
 
 def create_app(tac: TAC) -> QuartTrio:

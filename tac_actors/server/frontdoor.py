@@ -117,8 +117,12 @@ class FrontDoor:
 
     def __init__(self, *, voice_path: str, internal: tuple[str, int], max_frame_bytes: int,
                  serve_socket: Callable[[FastTransport, Request], object],
-                 limits: DoorLimits | None = None, peers: PeerMap | None = None) -> None:
+                 limits: DoorLimits | None = None, peers: PeerMap | None = None,
+                 other_paths: frozenset[str] = frozenset()) -> None:
         self.voice_path = voice_path
+        #: more WebSocket paths served here (the media stream), handed to the same
+        #: ``serve_socket``, which routes by ``request.path``
+        self.socket_paths = frozenset({voice_path}) | other_paths
         self.internal = internal
         self.max_frame_bytes = max_frame_bytes
         self.serve_socket = serve_socket
@@ -196,7 +200,7 @@ class FrontDoor:
                 await stream.aclose()
 
     def _is_voice_upgrade(self, method: str, target: str, headers: dict[str, str]) -> bool:
-        return (method == "GET" and target.split("?", 1)[0] == self.voice_path
+        return (method == "GET" and target.split("?", 1)[0] in self.socket_paths
                 and headers.get("upgrade", "").lower() == "websocket")
 
     async def _serve_websocket(self, stream: trio.SocketStream, buffer: bytes) -> None:

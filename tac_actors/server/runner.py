@@ -21,6 +21,7 @@ import trio
 from websockets.http11 import Request
 
 from tac_actors._logsafe import excerpt
+from tac_actors.channels.media import MEDIA_WEBSOCKET_PATH
 from tac_actors.protocol.signature import public_url
 from tac_actors.server.app import create_app, state_of
 from tac_actors.server.fastws import FastTransport
@@ -128,13 +129,16 @@ async def serve(tac: TAC, host: str = "0.0.0.0", port: int = 8000, *,
                     state.rejected.warning(peer, "WebSocket upgrade from %s with a bad or "
                                            "missing X-Twilio-Signature: 1008", excerpt(peer))
                     return transport.close(1008, "invalid signature")
+            if request.path.split("?", 1)[0] == MEDIA_WEBSOCKET_PATH:
+                return runtime.media.handle(transport)
             return runtime.voice.handle(transport)
 
         # the splices record their real clients where the routes look them up
         door = FrontDoor(voice_path=tac.config.voice_websocket_path,
                          internal=(internal_host, int(internal_port)),
                          max_frame_bytes=tac.config.max_frame_bytes, serve_socket=serve_socket,
-                         limits=door_limits, peers=state.peers)
+                         limits=door_limits, peers=state.peers,
+                         other_paths=frozenset({MEDIA_WEBSOCKET_PATH}))
         listeners = await trio.open_tcp_listeners(port, host=host, backlog=4096)
         bound = listeners[0].socket.getsockname()
         listening = trio.CancelScope()

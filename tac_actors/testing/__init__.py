@@ -3,6 +3,9 @@
 * :func:`open_harness` runs a :class:`~tac_actors.TAC` in-process; ``harness.call()``
   places a simulated call over memory transports.
 * :func:`connect_caller` places the same simulated call over a real WebSocket.
+* ``harness.media_call()`` places a speech-to-speech call (Twilio Media Streams) as a
+  :class:`SimulatedMediaCaller` (:func:`connect_media_caller` over a real WebSocket);
+  :func:`open_fake_realtime` is the scripted realtime model behind it.
 * :class:`SimulatedTexter` (:func:`open_texter` over HTTP) writes as a person on SMS,
   WhatsApp, RCS or Chat and reads the agent's replies back from the emulator.
 * :class:`Gate`, :func:`token_stream` and :class:`Recorder` script agents that park at
@@ -23,6 +26,12 @@ from tac_actors.testing.caller import (
 )
 from tac_actors.testing.fairness import SchedulePasses, schedule_passes
 from tac_actors.testing.harness import GatedTransport, Harness, open_harness
+from tac_actors.testing.media_caller import (
+    SimulatedMediaCaller,
+    StreamEnded,
+    connect_media_caller,
+)
+from tac_actors.testing.realtime import FakeRealtime, FakeSession, open_fake_realtime
 from tac_actors.testing.texter import (
     SimulatedTexter,
     TextReply,
@@ -33,6 +42,8 @@ from tac_actors.testing.texter import (
 
 __all__ = [
     "CallEnded",
+    "FakeRealtime",
+    "FakeSession",
     "Gate",
     "GatedTransport",
     "Harness",
@@ -40,12 +51,16 @@ __all__ = [
     "Recorder",
     "SchedulePasses",
     "SimulatedCaller",
+    "SimulatedMediaCaller",
     "SimulatedTexter",
+    "StreamEnded",
     "TextReply",
     "WebhookFaults",
     "WebhookResult",
     "connect_caller",
+    "connect_media_caller",
     "new_call_sid",
+    "open_fake_realtime",
     "open_harness",
     "open_texter",
     "schedule_passes",

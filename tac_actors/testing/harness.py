@@ -17,6 +17,7 @@ from tac_actors.channels.transport import Transport, memory_transport_pair
 from tac_actors.runtime import Runtime
 from tac_actors.tac import TAC
 from tac_actors.testing.caller import SimulatedCaller
+from tac_actors.testing.media_caller import SimulatedMediaCaller
 from tac_actors.testing.wire import fast_transport_pair
 
 __all__ = ["GatedTransport", "Harness", "open_harness"]
@@ -73,7 +74,39 @@ class Harness:
                     await client_end.close(1000, "caller hung up")
                 await served.wait()
 
-    def cell(self, caller: SimulatedCaller) -> ActorCell:
+    @asynccontextmanager
+    async def media_call(self, *, start: bool = True,
+                         wrap: Callable[[Transport], Transport] | None = None,
+                         **caller_options: Any) -> AsyncIterator[SimulatedMediaCaller]:
+        """Place a speech-to-speech call (Twilio Media Streams, served by
+        ``runtime.media``) over memory transports. On exit the caller hangs up (if the
+        call is still up) and the block waits until the server side is done. ``wrap``
+        wraps the server's end (e.g. in a :class:`GatedTransport`)."""
+        server_end: Transport
+        server_end, client_end = memory_transport_pair()
+        if wrap is not None:
+            server_end = wrap(server_end)
+        caller = SimulatedMediaCaller(client_end, **caller_options)
+        served = trio.Event()
+
+        async def serve() -> None:
+            try:
+                await self.runtime.media.handle(server_end)
+            finally:
+                served.set()
+
+        self._nursery.start_soon(serve)
+        if start:
+            await caller.start()
+        try:
+            yield caller
+        finally:
+            with trio.CancelScope(shield=True, deadline=trio.current_time() + 30):
+                if not served.is_set():
+                    await client_end.close(1000, "caller hung up")
+                await served.wait()
+
+    def cell(self, caller: SimulatedCaller | SimulatedMediaCaller) -> ActorCell:
         """The actor cell of a live call (raises ``KeyError`` when it is gone)."""
         cell = self.supervisor.get(caller.call_sid)
         if cell is None:

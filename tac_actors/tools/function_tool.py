@@ -96,6 +96,10 @@ class FunctionTool:
         parameters}``."""
         return {"type": "function", **self._definition("parameters")}
 
+    def to_realtime_format(self) -> dict[str, Any]:
+        """OpenAI Realtime ``session.tools``: the same flat shape as the Responses API."""
+        return self.to_openai_responses_format()
+
     def to_anthropic_format(self) -> dict[str, Any]:
         """Anthropic Messages: ``{name, description, input_schema}``."""
         return self._definition("input_schema")

@@ -22,7 +22,7 @@ from tac_actors.tools.results import ToolCall, ToolResult
 
 __all__ = ["DefinitionFormat", "ToolRegistry", "ToolRegistryStatistics"]
 
-DefinitionFormat = Literal["openai", "openai_responses", "anthropic"]
+DefinitionFormat = Literal["openai", "openai_responses", "realtime", "anthropic"]
 
 
 @attrs.frozen
@@ -71,11 +71,14 @@ class ToolRegistry:
     def definitions(self, format: DefinitionFormat = "openai") -> list[dict[str, Any]]:
         """Every tool's definition for one LLM API, in registration order:
 
-        ``"openai"`` (Chat Completions), ``"openai_responses"`` (Responses / Realtime,
-        flat) or ``"anthropic"``. Raises :class:`ValueError` for another format.
+        ``"openai"`` (Chat Completions), ``"openai_responses"`` (Responses, flat),
+        ``"realtime"`` (OpenAI Realtime, the same flat shape) or ``"anthropic"``.
+        Raises :class:`ValueError` for another format.
         """
         if format == "openai":
             return [tool.to_openai_format() for tool in self]
+        if format == "realtime":
+            return [tool.to_realtime_format() for tool in self]
         if format == "openai_responses":
             return [tool.to_openai_responses_format() for tool in self]
         if format == "anthropic":

@@ -100,3 +100,22 @@ async def test_bad_configuration_id_is_a_clear_startup_error() -> None:
                                match="TWILIO_CONVERSATION_CONFIGURATION_ID"):
                 async with open_harness(tac):
                     pass
+
+
+async def test_media_call_gives_the_realtime_model_what_memory_knows() -> None:
+    from tac_actors.realtime import RealtimeOptions
+    from tac_actors.testing.realtime import open_fake_realtime
+
+    with trio.fail_after(20):
+        async with Emulator.running(seed=EXAMPLE_SEED) as emu, open_fake_realtime() as fake:
+            tac = TAC(emu.tac_config(conversation_configuration_id="conv_configuration_example"),
+                      realtime=RealtimeOptions(connect=fake.connector, instructions="Be brief"))
+            async with open_harness(tac) as h, h.media_call(
+                    parameters={"From": ADA, "To": "+15550002222"}) as caller:
+                model = await fake.next_session()
+                update = (await model.wait_for("session.update"))["session"]
+                await caller.hang_up()
+                await caller.drain()
+                del h
+    assert update["instructions"].startswith("Be brief\n\n")
+    assert "mechanical keyboard" in update["instructions"]

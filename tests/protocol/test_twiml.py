@@ -269,3 +269,16 @@ def test_any_valid_text_round_trips_through_a_parser(greeting: str, value: str) 
     assert say is not None and (say.text or "") == greeting.replace("\r\n", "\n").replace(
         "\r", "\n"
     )
+
+
+def test_stream_twiml_connects_a_bidirectional_media_stream() -> None:
+    from tac_actors.protocol.twiml import stream_twiml
+
+    xml = stream_twiml("wss://h/media-stream", parameters={"From": "+1 & <2>"},
+                       action_url="https://h/media-stream-callback")
+    assert xml.endswith('<Response><Connect action="https://h/media-stream-callback">'
+                        '<Stream url="wss://h/media-stream">'
+                        '<Parameter name="From" value="+1 &amp; &lt;2&gt;"/>'
+                        '</Stream></Connect></Response>')
+    with pytest.raises(ValueError):
+        stream_twiml(" ")

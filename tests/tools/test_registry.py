@@ -50,6 +50,9 @@ def test_definitions_in_each_format() -> None:
         "description": "Add two numbers.",
         "parameters": add.parameters,
     }
+    assert registry.definitions("realtime")[0] == add.to_realtime_format() == {
+        "type": "function", "name": "add", "description": "Add two numbers.",
+        "parameters": add.parameters}
     assert registry.definitions("anthropic") == [
         add.to_anthropic_format(),
         nap.to_anthropic_format(),

@@ -73,6 +73,12 @@ class BaseChannel:
 class VoiceChannel(BaseChannel):
     name = "VOICE"
 
+    def __init__(self, tac: TAC, config: Mapping[str, Any] | Any | None = None) -> None:
+        super().__init__(tac, config)
+        attach = getattr(config, "attach", None)
+        if attach is not None:  # a media-stream provider (OpenAIRealtimeProviderConfig)
+            attach(tac)
+
     def get_conversation_session_by_call_sid(self, call_sid: str) -> SessionView | None:
         return self.get_conversation_session(call_sid)
 
