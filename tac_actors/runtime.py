@@ -32,6 +32,7 @@ from tac_actors.channels.outbound import (
 )
 from tac_actors.channels.voice import VoiceChannel
 from tac_actors.memory.retrieval import OrchestratorMemory, fetch_orchestrator_config
+from tac_actors.metrics import RuntimeMetrics
 from tac_actors.protocol.twiml import ConversationRelayOptions
 from tac_actors.realtime.options import MediaStreamOptions
 from tac_actors.services import ServiceError, TwilioServices
@@ -95,6 +96,9 @@ class Runtime:
                 policy=tac.config.messaging_policy, options=tac.messaging_options,
                 forget=forget)
         self._calls: dict[str, ActorCell] = {}
+        #: one-off observations for /metrics (turn latencies, errors, webhooks)
+        self.metrics = supervisor.metrics if isinstance(supervisor.metrics, RuntimeMetrics) \
+            else RuntimeMetrics()
         self._linked: dict[str, trio.Event] = {}
 
     @classmethod
@@ -122,8 +126,10 @@ class Runtime:
                 log.info("ConversationRelay-only mode: voice only, empty memory")
             tac.services = services
             await stack.enter_async_context(_user_code(tac))
+            metrics = RuntimeMetrics()
             supervisor = await stack.enter_async_context(Supervisor.open(
-                restart_limit=config.restart_limit, shutdown_grace=config.shutdown_grace))
+                restart_limit=config.restart_limit, shutdown_grace=config.shutdown_grace,
+                metrics=metrics))
             runtime = cls(tac, supervisor, services)
             if runtime.messaging is not None:
                 # backlogs and reconcile; cancelled first on the way out (the exit stack

@@ -23,6 +23,7 @@ from tac_actors.actors.mailbox import Mailbox, MailboxStatistics
 from tac_actors.actors.messages import Digits, Interruption, Message, Utterance, is_urgent
 from tac_actors.actors.outbox import Outbox
 from tac_actors.config import ChannelPolicy, RestartLimit
+from tac_actors.metrics import NULL_METRICS, MetricsHook
 from tac_actors.protocol.relay import Language, OutboundFrame, Play, SendDigits
 
 if TYPE_CHECKING:
@@ -77,6 +78,8 @@ class ActorCell:
         self._on_closing: list[Callable[[], object]] = []
         self._on_stopped: list[Callable[[], object]] = []
         session.attach(ConversationControls(self))
+        #: metrics and per-conversation log lines (set by the supervisor)
+        self.metrics: MetricsHook = NULL_METRICS
 
     # -- what channels use --------------------------------------------------------------
 
@@ -167,6 +170,7 @@ class ActorCell:
 
     async def report(self, exc: BaseException, phase: Phase, turn: int | None = None) -> None:
         """Hand an error to the app's ``on_error``; its own failures are only logged."""
+        self.metrics.observe_error(phase)
         context = ErrorContext(self.session.conversation_id, str(self.session.channel), phase,
                                turn, str(exc))
         try:

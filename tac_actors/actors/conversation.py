@@ -230,6 +230,7 @@ class ConversationActor:
     async def _turn_body(self, turn: Turn, work: Callable[[], Awaitable[Reply]]) -> None:
         self.cell.stats.turns += 1
         CURRENT_TURN.set(turn.id)  # this task's own context: nothing to reset
+        started = trio.current_time()  # metrics
         try:
             with turn.scope:
                 reply = await work()
@@ -262,6 +263,8 @@ class ConversationActor:
             if self.gate.running is turn:
                 self.gate.running = None
             self._finished = turn
+            now = trio.current_time()  # metrics
+            self.cell.metrics.observe_turn(self.session, turn, now - started, now)
             turn.done.set()
             if self._loop_has_work():
                 self.mailbox.nudge()
@@ -302,6 +305,8 @@ class ConversationActor:
         if not self.gate.is_open(turn.id):
             await trio.lowlevel.checkpoint()
             return
+        if not turn.spoken:
+            turn.first_at = trio.current_time()  # metrics: time to first token
         turn.spoken.append(token)
         turn.reply_open = not last
         await self.outbox.deliver(turn.id, token, last=last)

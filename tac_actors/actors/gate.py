@@ -59,6 +59,9 @@ class Turn:
     cause: str | None = None
     spoken: list[str] = attrs.field(factory=list)
     reply_open: bool = False
+    #: metrics: when the first token went out, and when the turn was stopped (None: not)
+    first_at: float | None = None
+    stopped_at: float | None = None
 
 
 class ReplyGate:
@@ -93,6 +96,8 @@ class ReplyGate:
             if turn.cause is None:  # also when its deadline passed a moment ago
                 turn.cause = cause
             stopped = not turn.scope.cancel_called
+            if turn.stopped_at is None:
+                turn.stopped_at = trio.current_time()  # metrics: interrupt-to-stop
             turn.scope.cancel()
         self._outbox.retract_through(self.barrier)
         return stopped

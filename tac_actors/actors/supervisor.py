@@ -27,6 +27,7 @@ from tac_actors.actors.conversation import ConversationActor
 from tac_actors.actors.messages import Drain
 from tac_actors.actors.outbox import Outbox
 from tac_actors.config import ChannelPolicy, RestartLimit
+from tac_actors.metrics import NULL_METRICS, MetricsHook
 
 if TYPE_CHECKING:
     from tac_actors.session import ConversationSession
@@ -71,7 +72,9 @@ class Supervisor:
     """
 
     def __init__(self, *, restart_limit: RestartLimit | None = None,
-                 shutdown_grace: float = 5.0) -> None:
+                 shutdown_grace: float = 5.0, metrics: MetricsHook | None = None) -> None:
+        #: told of every conversation's start, turns, errors and end (metrics, log lines)
+        self.metrics = metrics or NULL_METRICS
         self.restart_limit = restart_limit or RestartLimit()
         self.shutdown_grace = shutdown_grace
         self._cells: dict[str, ActorCell] = {}
@@ -124,6 +127,8 @@ class Supervisor:
         if key in self._cells:
             raise AlreadyRunning(f"conversation {key} already has a live actor")
         cell = ActorCell(key, session, agent, outbox, policy)
+        cell.metrics = self.metrics
+        self.metrics.conversation_started(cell)
         self._cells[key] = cell
         self._started += 1
         self._nursery.start_soon(self._supervise, cell, name=f"conversation:{key}")
@@ -204,6 +209,7 @@ class Supervisor:
                 log.exception("conversation %s: on_conversation_ended raised", cell.key)
         cell.session.attach(None)
         self._ended += 1
+        self.metrics.conversation_ended(cell)
         cell.stopped.set()
         for fn in cell._on_stopped:
             try:

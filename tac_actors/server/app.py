@@ -44,7 +44,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 from quart import Blueprint, Response, current_app, request, websocket
@@ -62,10 +62,14 @@ from tac_actors.protocol.twiml import (
 from tac_actors.realtime.options import MediaStreamOptions
 from tac_actors.runtime import Runtime
 from tac_actors.server.callbacks import ActionCallback, InboundCall
+from tac_actors.server.metrics import add_routes as add_metrics_routes
 from tac_actors.server.peers import ForwardedTrust, real_client
 from tac_actors.server.quart_transport import QuartTransport
 from tac_actors.server.splice import PeerMap
 from tac_actors.tac import TAC
+
+if TYPE_CHECKING:
+    from tac_actors.server.frontdoor import FrontDoor
 
 __all__ = ["create_app", "mount"]
 
@@ -92,6 +96,8 @@ class _State:
         self.trust = ForwardedTrust(tac.config.http.forwarded_allow_ips)
         #: rejected requests: one line per peer and minute, the rest counted
         self.rejected = LogLimiter(log, interval=60.0)
+        #: the fast engine's front door, when it serves (read by /metrics)
+        self.door: FrontDoor | None = None
 
     def peer(self, scope: Mapping[str, Any]) -> str | None:
         """The real client address of a request (see :func:`real_client`)."""
@@ -295,6 +301,7 @@ def mount(app: QuartTrio, tac: TAC, *, url_prefix: str = "") -> QuartTrio:
                                 mimetype="application/json", headers={"Retry-After": "1"})
             answer = await runtime.messaging.receive_webhook(
                 body, idempotency_token=request.headers.get("I-Twilio-Idempotency-Token"))
+            runtime.metrics.observe_webhook(str(answer.body.get("outcome", answer.status)))
             headers = ({"Retry-After": str(answer.retry_after)}
                        if answer.retry_after is not None else {})
             return Response(json.dumps(answer.body), status=answer.status,
@@ -311,6 +318,7 @@ def mount(app: QuartTrio, tac: TAC, *, url_prefix: str = "") -> QuartTrio:
             "restarts": stats.restarts if stats else 0,
         }
 
+    add_metrics_routes(bp, state)
     app.register_blueprint(bp)
     _close_after_errors(app)
 

@@ -45,6 +45,7 @@ import attrs
 import httpx
 import trio
 
+from tac_actors.metrics import Histogram
 from tac_actors.services.errors import (
     BadResponse,
     Conflict,
@@ -204,6 +205,24 @@ class Reply:
         return self.body
 
 
+class ServiceCallStats:
+    """Requests by ``(product, status)``, their latency by product (retries included),
+    and retries by product. Bounded: products are a fixed set, statuses HTTP codes."""
+
+    def __init__(self) -> None:
+        self.calls: dict[tuple[str, str], int] = {}
+        self.seconds: dict[str, Histogram] = {}
+        self.retries: dict[str, int] = {}
+
+    def observe(self, product: str, status: str, seconds: float) -> None:
+        key = (product, status)
+        self.calls[key] = self.calls.get(key, 0) + 1
+        histogram = self.seconds.get(product)
+        if histogram is None:
+            histogram = self.seconds[product] = Histogram()
+        histogram.observe(seconds)
+
+
 class ServiceHTTP:
     """The shared client. Build it with :meth:`from_config`; close it with :meth:`aclose`.
 
@@ -224,6 +243,8 @@ class ServiceHTTP:
         self.retry = retry
         self._rng = rng or random.Random()
         self._owns_client = owns_client
+        #: what every request did, read by ``GET /metrics``
+        self.stats = ServiceCallStats()
 
     def __repr__(self) -> str:
         return f"ServiceHTTP(hosts={self.hosts!r}, retry={self.retry!r})"
@@ -273,7 +294,26 @@ class ServiceHTTP:
         if self._owns_client:
             await self._client.aclose()
 
-    async def request(
+    async def request(self, product: Product | str, method: str, path: str,
+                      **options: Any) -> Reply:
+        """See :meth:`_request`; this counts the call in :attr:`stats` (its product,
+        final status, or ``no_response``, ``error``, ``cancelled``, and its latency)."""
+        started = trio.current_time()
+        status = "cancelled"
+        try:
+            reply = await self._request(product, method, path, **options)
+            status = str(reply.status)
+            return reply
+        except ServiceError as exc:
+            status = str(exc.status) if exc.status is not None else "no_response"
+            raise
+        except Exception:
+            status = "error"
+            raise
+        finally:
+            self.stats.observe(str(product), status, trio.current_time() - started)
+
+    async def _request(
         self,
         product: Product | str,
         method: str,
@@ -345,6 +385,7 @@ class ServiceHTTP:
                     retry_after if retry_after is not None
                     else self.retry.backoff(attempt, self._rng)
                 )
+            self.stats.retries[service] = self.stats.retries.get(service, 0) + 1
             logger.info(
                 "%s %s %s failed (%s); retry %d of %d in %.2f s",
                 service, method, path, error.status or "no response", attempt,

@@ -10,6 +10,7 @@ running tool at once and propagates.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Literal
 
@@ -38,6 +39,11 @@ class ToolRegistryStatistics:
     running: int
 
 
+def live_registries() -> list[ToolRegistry]:
+    """Every registry still referenced somewhere (``GET /metrics`` sums their counters)."""
+    return list(_LIVE)
+
+
 class ToolRegistry:
     """A fixed set of tools, by name.
 
@@ -54,6 +60,7 @@ class ToolRegistry:
         self._errors = 0
         self._timeouts = 0
         self._running = 0
+        _LIVE.add(self)
 
     def __len__(self) -> int:
         return len(self._tools)
@@ -170,3 +177,6 @@ class ToolRegistry:
 
     def __repr__(self) -> str:
         return f"<ToolRegistry {list(self._tools)}>"
+
+
+_LIVE: weakref.WeakSet[ToolRegistry] = weakref.WeakSet()

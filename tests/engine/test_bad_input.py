@@ -134,7 +134,8 @@ async def test_a_flood_of_bad_frames_is_logged_as_bounded_excerpts(
             await caller.say("keep going")  # resets the bad-frame run
             assert (await caller.read_reply()).text == "echo: keep going"
         call_sid = caller.call_sid
-    lines = [r.getMessage() for r in caplog.records if call_sid in r.getMessage()]
+    lines = [r.getMessage() for r in caplog.records if call_sid in r.getMessage()
+             and r.name != "tac_actors.conversation"]  # not the start/end lines
     assert len(lines) <= 4, lines
     assert all("\n" not in line and len(line) < 400 for line in lines), lines
     assert "more bad frames not logged" in lines[-1]
