@@ -6,6 +6,9 @@
   emulator of the Twilio services, seeded with an example profile and knowledge base.
 * ``tac-actors emulator [--port P] [--seed FILE]``: the emulator alone.
 * ``tac-actors call URL [--say TEXT ...]``: a simulated caller in the terminal.
+* ``tac-actors text [URL] [--say TEXT ...]``: text a running ``dev`` server (SMS and
+  the other text channels) and print the agent's replies.
+* ``tac-actors top URL``: live conversations, turn latency and errors of a server.
 """
 
 from __future__ import annotations
@@ -18,11 +21,13 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import trio
 
+from tac_actors.logs import configure_logging
 from tac_actors.tac import TAC
 
 __all__ = ["load_app", "main"]
@@ -92,20 +97,38 @@ async def _serve(tac: TAC, host: str, port: int, spec: str,
 def _print_banner(tac: TAC, spec: str, binds: list[str], port: int,
                   caller_hint: str | None = None) -> None:
     http = binds[0] if binds else f"http://127.0.0.1:{port}"
-    host_port = http.split("://", 1)[-1].replace("0.0.0.0", "127.0.0.1")
-    mode = ("Orchestrator mode" if tac.is_orchestrator_enabled()
-            else "ConversationRelay-only mode (voice, no credentials)")
+    bound = http.split("://", 1)[-1]
+    wildcard = bound.startswith(("0.0.0.0:", "[::]:"))
+    host_port = bound.replace("0.0.0.0", "127.0.0.1").replace("[::]", "[::1]")
     config = tac.config
-    print(f"tac-actors: serving {spec} on http://{host_port} ({mode})", flush=True)
+    mode = ("Orchestrator mode: voice and text channels" if tac.is_orchestrator_enabled()
+            else "ConversationRelay-only mode: voice only")
+    signed = ("X-Twilio-Signature checked" if config.auth_token and config.validate_signatures
+              else "signatures NOT checked (no TWILIO_AUTH_TOKEN)")
+    print(f"tac-actors: serving {spec} on http://{host_port} ({mode}; {signed})", flush=True)
+    if wildcard:
+        print(f"  Listening on  : {bound}, every interface: reachable from your network "
+              "(--host 127.0.0.1 for this machine only)")
+    else:
+        print(f"  Listening on  : {bound} only")
     print(f"  TwiML webhook : POST http://{host_port}{config.voice_twiml_path}")
     print(f"  WebSocket     : ws://{host_port}{config.voice_websocket_path}")
-    print(f"  Health        : GET  http://{host_port}/health")
+    print(f"  Action URL    : POST http://{host_port}{config.voice_action_path}")
+    if tac.is_orchestrator_enabled():
+        print(f"  Orchestrator  : POST http://{host_port}{config.webhook_path}")
+    print(f"  Health        : GET  http://{host_port}/health   Metrics: GET "
+          f"http://{host_port}/metrics   Live view: tac-actors top http://{host_port}")
     as_caller = f" --from {caller_hint}" if caller_hint else ""
     print(f"  Talk to it    : tac-actors call ws://{host_port}{config.voice_websocket_path}"
           f'{as_caller} --say "hello"   (.venv/bin/tac-actors from a checkout)', flush=True)
     if caller_hint:
         print(f"                  ({caller_hint} is the seeded customer: memory and traits "
               "come from the emulator)", flush=True)
+    if tac.is_orchestrator_enabled() and config.services_base_url:
+        token = " --auth-token $TWILIO_AUTH_TOKEN" if config.auth_token else ""
+        print(f"  Text it       : tac-actors text http://{host_port}{as_caller}{token} "
+              '--say "hello"   (--channel whatsapp|rcs|chat; no --say: type lines)',
+              flush=True)
 
 
 async def _dev(spec: str, host: str, port: int, emulator_port: int, seed: str | None) -> None:
@@ -181,23 +204,68 @@ async def _call(url: str, says: Sequence[str], auth_token: str | None,
                 return
 
 
+async def _text(url: str, says: Sequence[str], *, from_: str, channel: str,
+                auth_token: str | None, emulator: str | None, configuration: str | None,
+                agent: str | None, wait: float) -> None:
+    import httpx
+
+    from tac_actors.testing.remote_texter import DevInfo, RemoteTexter
+
+    async with httpx.AsyncClient(timeout=10.0) as client:
+        if emulator and configuration:
+            info = DevInfo(emulator, configuration, agent or "+15559990000")
+        else:
+            info = await DevInfo.fetch(client, url, auth_token)
+        texter = RemoteTexter(client, url, info, address=from_, channel=channel,
+                              auth_token=auth_token)
+
+        async def exchange(text: str) -> None:
+            print(f"you   > {text}", flush=True)
+            await texter.send(text)
+            replies = await texter.replies(wait=wait)
+            if not replies:
+                print(f"(no reply within {wait:g} s)", flush=True)
+            for reply in replies:
+                print(f"agent < {reply}", flush=True)
+
+        if says:
+            for text in says:
+                await exchange(text)
+            return
+        print(f"texting {url} by {channel} as {from_}; an empty line or Ctrl-D stops",
+              flush=True)
+        stdin = trio.wrap_file(sys.stdin)
+        while True:
+            line = (await stdin.readline()).strip()
+            if not line:
+                return
+            await exchange(line)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tac-actors", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="serve a TAC app")
     serve.add_argument("app", help="FILE.py:ATTR or package.module:ATTR")
-    serve.add_argument("--host", default="0.0.0.0")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--log-level", default=None)
+    serve.add_argument("--host", default="0.0.0.0",
+                       help="address to listen on (default: 0.0.0.0, every interface)")
+    serve.add_argument("--port", type=int, default=8000, help="default: 8000")
+    serve.add_argument("--log-level", default=None,
+                       help="debug, info, warning... (default: TWILIO_LOG_LEVEL or info)")
+    _log_options(serve)
     serve.add_argument("--engine", choices=["fast", "hypercorn"], default="fast",
                        help="voice WebSocket engine (default: fast)")
     dev = sub.add_parser("dev", help="serve an app against the local Twilio emulator")
     dev.add_argument("app", help="FILE.py:ATTR or package.module:ATTR")
-    dev.add_argument("--host", default="0.0.0.0")
-    dev.add_argument("--port", type=int, default=8000)
+    dev.add_argument("--host", default="127.0.0.1",
+                     help="address to listen on (default: 127.0.0.1, this machine only: "
+                     "the dev server checks no signatures)")
+    dev.add_argument("--port", type=int, default=8000, help="default: 8000")
     dev.add_argument("--emulator-port", type=int, default=0, help="default: any free port")
     dev.add_argument("--seed", default=None, help="JSON seed (default: the example seed)")
-    dev.add_argument("--log-level", default=None)
+    dev.add_argument("--log-level", default=None,
+                     help="debug, info, warning... (default: TWILIO_LOG_LEVEL or info)")
+    _log_options(dev)
     emulator = sub.add_parser("emulator", help="run the local Twilio services emulator")
     emulator.add_argument("--host", default="127.0.0.1")
     emulator.add_argument("--port", type=int, default=8765)
@@ -208,7 +276,41 @@ def _parser() -> argparse.ArgumentParser:
     call.add_argument("--auth-token", default=None, help="sign the upgrade with this token")
     call.add_argument("--from", dest="from_", default="+15550001111",
                       help="the caller's number (default +15550001111)")
+    text = sub.add_parser("text", help="text a running `tac-actors dev` server")
+    text.add_argument("url", nargs="?", default="http://127.0.0.1:8000",
+                      help="the server (default: http://127.0.0.1:8000)")
+    text.add_argument("--say", action="append", default=[], help="send this (repeatable)")
+    text.add_argument("--from", dest="from_", default="+15551230001",
+                      help="the texter's address (default: +15551230001, the seeded "
+                      "customer)")
+    text.add_argument("--channel", default="sms", choices=["sms", "whatsapp", "rcs", "chat"])
+    text.add_argument("--auth-token", default=None, help="sign webhooks with this token")
+    text.add_argument("--wait", type=float, default=30.0,
+                      help="seconds to wait for a reply (default: 30)")
+    text.add_argument("--emulator", default=None,
+                      help="the emulator's URL (default: asked from the server's /status)")
+    text.add_argument("--configuration", default=None,
+                      help="conversation configuration id (with --emulator)")
+    text.add_argument("--agent", default=None, help="the agent's address (with --emulator)")
+    top = sub.add_parser("top", help="a live view of a server: conversations, latency, "
+                         "errors")
+    top.add_argument("url", nargs="?", default="http://127.0.0.1:8000",
+                     help="the server (default: http://127.0.0.1:8000)")
+    top.add_argument("--auth-token", default=None,
+                     help="the server's TWILIO_AUTH_TOKEN (for /status)")
+    top.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes")
+    top.add_argument("--once", action="store_true", help="print one view and exit")
     return parser
+
+
+def _log_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--log-format", choices=["text", "json"], default="text",
+                        help="text lines (default) or one JSON object per line")
+    parser.add_argument("--log-unmasked", action="store_true",
+                        help="log phone numbers and emails in full (masked by default)")
+    parser.add_argument("--no-turn-log", action="store_true",
+                        help="no INFO line per turn (conversation start and end are still "
+                        "logged)")
 
 
 def _os_error(exc: BaseException) -> OSError | None:
@@ -234,13 +336,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             tac = load_app(args.app)
-            logging.basicConfig(level=(args.log_level or tac.config.log_level).upper(),
-                                format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+            configure_logging(args.log_level or tac.config.log_level, fmt=args.log_format,
+                              unmasked=args.log_unmasked, turns=not args.no_turn_log)
             trio.run(_serve, tac, args.host, args.port, args.app, None, args.engine)
         elif args.command == "dev":
             level = (args.log_level or os.environ.get("TWILIO_LOG_LEVEL") or "INFO").upper()
-            logging.basicConfig(level=level,
-                                format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+            configure_logging(level, fmt=args.log_format, unmasked=args.log_unmasked,
+                              turns=not args.no_turn_log)
             trio.run(_dev, args.app, args.host, args.port, args.emulator_port, args.seed)
         elif args.command == "emulator":
             from tac_actors.emulator import run_emulator
@@ -258,6 +360,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"tac-actors: cannot connect to {args.url}: {exc.__cause__ or exc}",
                       file=sys.stderr)
                 return 1
+        elif args.command == "text":
+            from tac_actors.testing.remote_texter import TextingError
+
+            logging.basicConfig(level=logging.WARNING)
+            try:
+                trio.run(partial(_text, args.url, args.say, from_=args.from_,
+                                 channel=args.channel, auth_token=args.auth_token,
+                                 emulator=args.emulator, configuration=args.configuration,
+                                 agent=args.agent, wait=args.wait))
+            except TextingError as exc:
+                print(f"tac-actors: {exc}", file=sys.stderr)
+                return 1
+        elif args.command == "top":
+            from tac_actors.top import run_top
+
+            return run_top(args.url, auth_token=args.auth_token, interval=args.interval,
+                           once=args.once)
     except UsageError as exc:
         print(f"tac-actors: {exc}", file=sys.stderr)
         return 2

@@ -39,6 +39,15 @@ FINISH_CLOSES = 3.0
 GC_THRESHOLDS = (50_000, 20, 100)
 
 
+class _NoRunningOn(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Running on ")
+
+
+_BACKEND_LOG = logging.getLogger("hypercorn.backend")
+_BACKEND_LOG.addFilter(_NoRunningOn())
+
+
 def gc_thresholds() -> tuple[int, int, int]:
     """The GC thresholds to run with: ``TAC_GC_THRESHOLDS="a,b,c"`` or the default."""
     raw = os.environ.get("TAC_GC_THRESHOLDS", "").strip()
@@ -59,7 +68,9 @@ def hypercorn_config(tac: TAC, host: str, port: int, *, websockets: bool = True
     config.bind = [f"{host}:{port}"]
     config.backlog = 4096  # the default of 100 slows bursts of calls
     config.accesslog = None
-    config.errorlog = logging.getLogger("hypercorn.error")
+    # the fast engine's private back end logs as "hypercorn.backend", without its
+    # "Running on http://127.0.0.1:<random port>" line (review: it read as a second address)
+    config.errorlog = _BACKEND_LOG if not websockets else logging.getLogger("hypercorn.error")
     # our own frame limit answers 1009 with a log line; let bigger frames reach it
     config.websocket_max_message_size = max(tac.config.max_frame_bytes * 4, 1 << 20)
     config.graceful_timeout = tac.config.shutdown_grace + 2.0
@@ -139,6 +150,7 @@ async def serve(tac: TAC, host: str = "0.0.0.0", port: int = 8000, *,
                          max_frame_bytes=tac.config.max_frame_bytes, serve_socket=serve_socket,
                          limits=door_limits, peers=state.peers,
                          other_paths=frozenset({MEDIA_WEBSOCKET_PATH}))
+        state.door = door
         listeners = await trio.open_tcp_listeners(port, host=host, backlog=4096)
         bound = listeners[0].socket.getsockname()
         listening = trio.CancelScope()
