@@ -35,7 +35,7 @@ from tac_actors.logs import bind_conversation, mask
 if TYPE_CHECKING:
     from tac_actors.actors.cell import ActorCell
     from tac_actors.actors.gate import Turn
-    from tac_actors.session import ConversationSession
+    from tac_actors.session import Channel, ConversationSession
 
 __all__ = ["LATENCY_BUCKETS", "NULL_METRICS", "Histogram", "MetricsHook", "RuntimeMetrics"]
 
@@ -107,20 +107,54 @@ class _NullMetrics:
 NULL_METRICS: MetricsHook = _NullMetrics()
 
 
+class _ChannelFigures:
+    """One channel's turn figures (one dict look-up per turn finds them all)."""
+
+    __slots__ = ("first_token", "ok", "outcomes", "stop", "turn")
+
+    def __init__(self) -> None:
+        self.turn = Histogram()
+        self.first_token = Histogram()
+        self.stop = Histogram()
+        self.ok = 0
+        self.outcomes: dict[str, int] = {}
+
+
 class RuntimeMetrics:
     """The one-off observations of a runtime (see the module docstring)."""
 
     def __init__(self) -> None:
-        self.turn_seconds: dict[str, Histogram] = {}
-        self.first_token_seconds: dict[str, Histogram] = {}
-        self.interrupt_stop_seconds: dict[str, Histogram] = {}
-        #: by channel and outcome ("ok", "interrupt", "preempt", "timeout", "error", ...)
-        self.turns: dict[tuple[str, str], int] = {}
+        self._channels: dict[Channel, _ChannelFigures] = {}
         self.errors: dict[str, int] = {}
         self.webhooks: dict[str, int] = {}
         #: counters of conversations already buried, by channel
         self.ended: dict[str, int] = {}
         self.ended_interrupts: dict[str, int] = {}
+
+    # -- read at scrape time (by channel value) -------------------------------------------
+
+    @property
+    def turn_seconds(self) -> dict[str, Histogram]:
+        return {c.value: f.turn for c, f in self._channels.items()}
+
+    @property
+    def first_token_seconds(self) -> dict[str, Histogram]:
+        return {c.value: f.first_token for c, f in self._channels.items()}
+
+    @property
+    def interrupt_stop_seconds(self) -> dict[str, Histogram]:
+        return {c.value: f.stop for c, f in self._channels.items() if f.stop.count}
+
+    @property
+    def turns(self) -> dict[tuple[str, str], int]:
+        """Turns by channel and outcome ("ok", "interrupt", "preempt", "timeout", ...)."""
+        found: dict[tuple[str, str], int] = {}
+        for channel, figures in self._channels.items():
+            if figures.ok:
+                found[channel.value, "ok"] = figures.ok
+            for outcome, count in figures.outcomes.items():
+                found[channel.value, outcome] = count
+        return found
 
     def conversation_started(self, cell: ActorCell) -> None:
         session = cell.session
@@ -143,27 +177,24 @@ class RuntimeMetrics:
 
     def observe_turn(self, session: ConversationSession, turn: Turn, seconds: float,
                      now: float) -> None:
-        channel = session.channel.value
-        outcome = turn.cause or "ok"
-        histogram = self.turn_seconds.get(channel)
-        if histogram is None:
-            histogram = self.turn_seconds[channel] = Histogram()
-            self.first_token_seconds[channel] = Histogram()
-        histogram.observe(seconds)
-        key = (channel, outcome)
-        self.turns[key] = self.turns.get(key, 0) + 1
-        ttft = None if turn.first_at is None else turn.first_at - (now - seconds)
-        if ttft is not None:
-            self.first_token_seconds[channel].observe(ttft)
+        figures = self._channels.get(session.channel)
+        if figures is None:
+            figures = self._channels[session.channel] = _ChannelFigures()
+        figures.turn.observe(seconds)
+        cause = turn.cause
+        if cause is None:
+            figures.ok += 1
+        else:
+            figures.outcomes[cause] = figures.outcomes.get(cause, 0) + 1
+        first = turn.first_at
+        if first is not None:
+            figures.first_token.observe(first - now + seconds)
         if turn.stopped_at is not None:
-            stop = self.interrupt_stop_seconds.get(channel)
-            if stop is None:
-                stop = self.interrupt_stop_seconds[channel] = Histogram()
-            stop.observe(now - turn.stopped_at)
+            figures.stop.observe(now - turn.stopped_at)
         if turn_log.isEnabledFor(logging.INFO):
-            turn_log.info("turn %d: %s %s in %.1f ms (first token %s)", turn.id, outcome,
-                     channel, seconds * 1000,
-                     "none" if ttft is None else f"{ttft * 1000:.1f} ms")
+            turn_log.info("turn %d: %s %s in %.1f ms (first token %s)", turn.id,
+                          cause or "ok", session.channel.value, seconds * 1000,
+                          "none" if first is None else f"{(first - now + seconds) * 1000:.1f} ms")
 
     def observe_error(self, phase: str) -> None:
         self.errors[phase] = self.errors.get(phase, 0) + 1
