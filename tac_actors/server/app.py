@@ -19,6 +19,9 @@ callback``                         app's ``on_handoff`` hook for the next TwiML
                                    realtime model (:mod:`tac_actors.channels.media`)
 ``POST /media-stream-callback``    the stream is over: the recorded handoff data goes
                                    to the app's ``on_handoff`` hook
+``GET /metrics``, ``GET /status``  Prometheus metrics; live conversations (bearer
+                                   token), see :mod:`tac_actors.server.metrics`
+``GET /playground``                a browser caller (only without signature checks)
 =================================  ================================================
 
 ``/twiml`` answers with a media stream too when ``on_inbound_call`` returns
@@ -64,6 +67,7 @@ from tac_actors.runtime import Runtime
 from tac_actors.server.callbacks import ActionCallback, InboundCall
 from tac_actors.server.metrics import add_routes as add_metrics_routes
 from tac_actors.server.peers import ForwardedTrust, real_client
+from tac_actors.server.playground import add_routes as add_playground_routes
 from tac_actors.server.quart_transport import QuartTransport
 from tac_actors.server.splice import PeerMap
 from tac_actors.tac import TAC
@@ -319,6 +323,7 @@ def mount(app: QuartTrio, tac: TAC, *, url_prefix: str = "") -> QuartTrio:
         }
 
     add_metrics_routes(bp, state)
+    add_playground_routes(bp, state, url_prefix=url_prefix)
     app.register_blueprint(bp)
     _close_after_errors(app)
 
