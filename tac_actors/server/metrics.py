@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -44,6 +44,9 @@ if TYPE_CHECKING:
 
 __all__ = ["STATUS_LIMIT", "TACCollector", "add_routes", "metrics_registry"]
 
+#: the classic text format (what generate_latest writes for our names), which every
+#: Prometheus version reads; newer clients announce 1.0.0 by default
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: at most this many conversations are listed by ``/status``
 STATUS_LIMIT = 200
 CHANNELS = tuple(channel.value for channel in Channel)
@@ -261,7 +264,7 @@ def add_routes(bp: Blueprint, state: _State) -> None:
     @bp.route("/metrics", methods=["GET"])
     async def metrics() -> Response:
         return Response(generate_latest(registry), mimetype=None,
-                        content_type=CONTENT_TYPE_LATEST)
+                        content_type=CONTENT_TYPE)
 
     @bp.route("/status", methods=["GET"])
     async def status_route() -> Response:
