@@ -246,6 +246,17 @@ class OrchestratorMemory:
                     "Memory API failed for conversation %s (%s); falling back to the "
                     "Orchestrator's messages", conversation_id, exc,
                 )
+        if session.call_sid and conversation_id == session.call_sid:
+            # a call with no Orchestrator conversation (yet): e.g. one placed straight on
+            # /ws as `tac-actors call` does, or a first turn before the link. Asking for
+            # the messages of a conversation named by the CallSid can only answer 404
+            # (review finding 3: that warned on the happy path of the dev loop)
+            self._warn_once(
+                conversation_id, "unlinked", logging.INFO,
+                "call %s has no Orchestrator conversation (yet): no stored messages to "
+                "use as memory", conversation_id,
+            )
+            return TACMemoryResponse.empty()
         try:
             return await self._orchestrator_tier(session, partial)
         except ServiceError as exc:

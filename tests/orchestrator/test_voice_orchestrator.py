@@ -119,3 +119,20 @@ async def test_media_call_gives_the_realtime_model_what_memory_knows() -> None:
                 del h
     assert update["instructions"].startswith("Be brief\n\n")
     assert "mechanical keyboard" in update["instructions"]
+
+
+async def test_an_unlinked_call_from_a_stranger_asks_no_orchestrator_and_warns_not(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Review finding 3: a call placed straight on /ws (no Orchestrator conversation) by
+    an unknown number logged a WARNING about a 404 on every call of the dev loop."""
+    with trio.fail_after(20):
+        async with Emulator.running(seed=EXAMPLE_SEED) as emu:
+            tac = TAC(emu.tac_config())
+            tac.on_message_ready(lambda message, session, memory: f"{memory.source}")
+            async with open_harness(tac) as h, h.call(from_="+15550009999") as caller:
+                await caller.say("hi")
+                assert (await caller.read_reply()).text
+            asked = emu.requests(product="conversations", path_contains="/Communications")
+    assert asked == []
+    assert not [r for r in caplog.records
+                if r.name.startswith("tac_actors.memory") and r.levelno >= 30]
