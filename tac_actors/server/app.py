@@ -310,6 +310,18 @@ def mount(app: QuartTrio, tac: TAC, *, url_prefix: str = "") -> QuartTrio:
                        if answer.retry_after is not None else {})
             return Response(json.dumps(answer.body), status=answer.status,
                             mimetype="application/json", headers=headers)
+    else:
+        @bp.route(config.webhook_path, methods=["POST"])
+        async def webhook_off() -> Response:
+            # not silent (review finding 24): a webhook here means Twilio was set up for
+            # Orchestrator mode and this server was not
+            state.rejected.warning(
+                ("webhook-off",), "POST %s: an Orchestrator webhook, but this server runs "
+                "in ConversationRelay-only mode (set TWILIO_CONVERSATION_CONFIGURATION_ID): "
+                "404", excerpt(config.webhook_path, 100))
+            return Response(json.dumps({"error": "Orchestrator mode is off: set "
+                                        "TWILIO_CONVERSATION_CONFIGURATION_ID"}),
+                            status=404, mimetype="application/json")
 
     @bp.route("/health", methods=["GET"])
     async def health() -> dict[str, Any]:

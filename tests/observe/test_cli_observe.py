@@ -74,3 +74,21 @@ async def test_metrics_and_status_over_http() -> None:
     [entry] = json.loads(status.text)["conversations"]
     assert entry["call_sid"] == caller.call_sid
     assert "live conversations: voice 1" in view and caller.call_sid[:30] in view
+
+
+async def test_a_webhook_in_conversation_relay_only_mode_is_not_silent(
+        caplog: pytest.LogCaptureFixture) -> None:
+    tac = TAC(TACConfig())
+    tac.on_message_ready(lambda message, session, memory: "hi")
+    stop = trio.Event()
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            binds = await nursery.start(partial(serve, tac, "127.0.0.1", 0,
+                                                shutdown_trigger=stop.wait))
+            async with httpx.AsyncClient() as http:
+                answers = [await http.post(binds[0] + "/webhook", json={}) for _ in range(3)]
+            stop.set()
+    assert [a.status_code for a in answers] == [404] * 3
+    assert "TWILIO_CONVERSATION_CONFIGURATION_ID" in answers[0].json()["error"]
+    lines = [r for r in caplog.records if "ConversationRelay-only mode" in r.getMessage()]
+    assert len(lines) == 1  # then counted, not repeated
