@@ -162,8 +162,37 @@ async def _dev(spec: str, host: str, port: int, emulator_port: int, seed: str | 
         nursery.cancel_scope.cancel()
 
 
+#: what a close code tells the person at the terminal
+_CLOSE_HINTS = {
+    1000: "the server closed the call",
+    1001: "the server is shutting down: the call ended",
+    1008: "the server rejected the call (policy): a bad or missing signature? pass "
+          "--auth-token with the server's TWILIO_AUTH_TOKEN",
+    1009: "the server refused a frame as too large",
+    1011: "the server hit an internal error (see its log)",
+}
+
+
+def _closed_message(code: int | None, reason: str = "") -> str:
+    hint = _CLOSE_HINTS.get(code or 0, "the connection closed")
+    detail = f" ({code}{': ' + reason if reason else ''})" if code else ""
+    return f"tac-actors: {hint}{detail}"
+
+
 async def _call(url: str, says: Sequence[str], auth_token: str | None,
                 from_: str) -> None:
+    from tac_actors.channels.transport import TransportClosed
+    from tac_actors.testing import CallEnded
+
+    try:
+        await _call_session(url, says, auth_token, from_)
+    except (TransportClosed, CallEnded) as closed:  # e.g. 1008 right after the upgrade
+        print(_closed_message(closed.code, closed.reason), flush=True)
+
+
+async def _call_session(url: str, says: Sequence[str], auth_token: str | None,
+                        from_: str) -> None:
+    from tac_actors.channels.transport import TransportClosed
     from tac_actors.testing import CallEnded, connect_caller
 
     async with connect_caller(url, auth_token=auth_token, from_=from_) as caller:
@@ -171,11 +200,17 @@ async def _call(url: str, says: Sequence[str], auth_token: str | None,
 
         async def exchange(text: str) -> bool:
             print(f"you   > {text}", flush=True)
-            await caller.say(text)
             try:
+                await caller.say(text)
                 with trio.fail_after(60):
                     reply = await caller.read_reply()
+            except TransportClosed as closed:
+                print(_closed_message(closed.code, closed.reason), flush=True)
+                return False
             except CallEnded as ended:
+                if ended.end is None:
+                    print(_closed_message(ended.code, ended.reason), flush=True)
+                    return False
                 detail = f" with handoff data {ended.end.handoff_data}" if ended.end and \
                     ended.end.handoff_data else ""
                 print(f"agent ended the call{detail}", flush=True)

@@ -92,3 +92,22 @@ async def test_a_webhook_in_conversation_relay_only_mode_is_not_silent(
     assert "TWILIO_CONVERSATION_CONFIGURATION_ID" in answers[0].json()["error"]
     lines = [r for r in caplog.records if "ConversationRelay-only mode" in r.getMessage()]
     assert len(lines) == 1  # then counted, not repeated
+
+
+async def test_call_without_the_token_says_what_to_do(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from tac_actors.cli import _call
+
+    tac = TAC(TACConfig(auth_token="tok"))
+    tac.on_message_ready(lambda message, session, memory: "hi")
+    stop = trio.Event()
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            binds = await nursery.start(partial(serve, tac, "127.0.0.1", 0,
+                                                shutdown_trigger=stop.wait))
+            await _call(binds[0].replace("http", "ws") + "/ws", ["hello"], None,
+                        "+15550001111")
+            stop.set()
+    out = capsys.readouterr().out
+    assert "rejected the call" in out and "--auth-token" in out and "(1008" in out
+    assert "Traceback" not in out
