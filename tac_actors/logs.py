@@ -27,6 +27,7 @@ import logging
 import os
 import re
 import sys
+import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal, TextIO
 
@@ -107,16 +108,34 @@ class ConversationFilter(logging.Filter):
 
 
 class TextFormatter(logging.Formatter):
-    """The usual one-line text, masked, with ``[conversation_id]`` after the logger name
-    when the line belongs to a conversation."""
+    """The usual one-line text (``2026-11-28 10:51:08,210 INFO name: message``), masked,
+    with ``[conversation_id]`` after the logger name when the line belongs to a
+    conversation.
+
+    Written out instead of through ``Formatter``'s %-style template, and with the
+    date formatted once per second: this runs for every turn's line."""
 
     def __init__(self) -> None:
-        super().__init__("%(asctime)s %(levelname)s %(name)s%(where)s: %(message)s")
+        super().__init__()
+        self._second = -1
+        self._stamp = ""
 
     def format(self, record: logging.LogRecord) -> str:
+        second = int(record.created)
+        if second != self._second:
+            self._second = second
+            self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", self.converter(second))
         conversation = getattr(record, "conversation_id", "")
-        record.where = f" [{conversation}]" if conversation else ""
-        return mask(super().format(record))
+        where = f" [{conversation}]" if conversation else ""
+        line = (f"{self._stamp},{int(record.msecs):03d} {record.levelname} {record.name}"
+                f"{where}: {record.getMessage()}")
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            line = f"{line}\n{record.exc_text}"
+        if record.stack_info:
+            line = f"{line}\n{self.formatStack(record.stack_info)}"
+        return mask(line)
 
 
 class JSONFormatter(logging.Formatter):
