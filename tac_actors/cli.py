@@ -278,7 +278,10 @@ async def _text(url: str, says: Sequence[str], *, from_: str, channel: str,
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tac-actors", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="tac-actors",
+        description="Serve, try and watch TAC agents: phone calls and texts to your AI agent.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="serve a TAC app")
     serve.add_argument("app", help="FILE.py:ATTR or package.module:ATTR")
@@ -336,6 +339,15 @@ def _parser() -> argparse.ArgumentParser:
     top.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes")
     top.add_argument("--once", action="store_true", help="print one view and exit")
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tac-actors")
+    except PackageNotFoundError:
+        return "(not installed)"
 
 
 def _log_options(parser: argparse.ArgumentParser) -> None:

@@ -111,3 +111,18 @@ async def test_call_without_the_token_says_what_to_do(
     out = capsys.readouterr().out
     assert "rejected the call" in out and "--auth-token" in out and "(1008" in out
     assert "Traceback" not in out
+
+
+def test_version_and_python_dash_m(capsys: pytest.CaptureFixture[str]) -> None:
+    import runpy
+    import sys
+
+    argv = sys.argv
+    sys.argv = ["tac_actors", "--version"]
+    try:
+        with pytest.raises(SystemExit) as exited:
+            runpy.run_module("tac_actors", run_name="__main__")
+    finally:
+        sys.argv = argv
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.startswith("tac-actors ")

@@ -96,3 +96,16 @@ async def test_turn_lines_can_be_silenced(clock: object, restore_logging: None) 
     text = out.getvalue()
     assert f"[{caller.call_sid}]: conversation started" in text
     assert "conversation ended" in text and "turn 1" not in text
+
+
+def test_text_lines_keep_tracebacks_and_mask_them(restore_logging: None) -> None:
+    out = io.StringIO()
+    configure_logging("INFO", stream=out)
+    try:
+        raise ValueError("no such number +15551230001")
+    except ValueError:
+        logging.getLogger("my_app").exception("lookup for %s failed", "ada@example.com")
+    first, *rest = out.getvalue().splitlines()
+    assert first.endswith(" ERROR my_app: lookup for a***@example.com failed")
+    assert rest[0] == "Traceback (most recent call last):"
+    assert rest[-1] == "ValueError: no such number +*******0001"
