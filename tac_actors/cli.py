@@ -372,6 +372,26 @@ def _os_error(exc: BaseException) -> OSError | None:
     return None
 
 
+def _setup_error(exc: BaseException) -> Exception | None:
+    """A start-up mistake in ``exc`` (possibly inside exception groups): a bad seed or
+    Orchestrator configuration, missing credentials."""
+    from tac_actors.emulator.seed import SeedError
+    from tac_actors.memory.retrieval import OrchestratorConfigError
+
+    if isinstance(exc, SeedError | OrchestratorConfigError):
+        return exc
+    if isinstance(exc, ValueError) and "need credentials" in str(exc):
+        return exc
+    if type(exc).__name__ == "LifespanFailureError":  # hypercorn's, from the app's start-up
+        return RuntimeError(str(exc).removeprefix("Lifespan failure in startup. ").strip("'"))
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _setup_error(inner)
+            if found is not None:
+                return found
+    return None
+
+
 def _quiet_libraries() -> None:
     for name in ("httpx", "httpcore", "websockets", "hpack"):
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -427,7 +447,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"tac-actors: {exc}", file=sys.stderr)
         return 2
-    except (OSError, BaseExceptionGroup) as exc:  # e.g. the port is taken
+    except (OSError, ValueError, RuntimeError, BaseExceptionGroup) as exc:
+        # a bad seed or configuration is one sentence, not a traceback (review 11, 32)
+        setup = _setup_error(exc)
+        if setup is not None and args.command in ("serve", "dev", "emulator"):
+            print(f"tac-actors: {setup}", file=sys.stderr)
+            if "seed" in type(setup).__name__.lower():
+                print("tac-actors: the seed format is described in "
+                      "tac_actors/emulator/seed.py; start from "
+                      "tac_actors/emulator/seed_example.json", file=sys.stderr)
+            return 2
+        # e.g. the port is taken
         error = _os_error(exc)
         if error is None or args.command not in ("serve", "dev", "emulator"):
             raise

@@ -102,13 +102,19 @@ class _State:
         self.rejected = LogLimiter(log, interval=60.0)
         #: the fast engine's front door, when it serves (read by /metrics)
         self.door: FrontDoor | None = None
+        #: why the runtime failed to start, for the server to report it by name
+        self.startup_error: Exception | None = None
 
     def peer(self, scope: Mapping[str, Any]) -> str | None:
         """The real client address of a request (see :func:`real_client`)."""
         return real_client(self.peers, scope.get("client"))
 
     def require_runtime(self) -> Runtime:
+        """The runtime; raises why it failed to start (e.g. a bad configuration), or
+        :class:`RuntimeError` when it is not running."""
         if self.runtime is None:
+            if self.startup_error is not None:
+                raise self.startup_error
             raise RuntimeError("the TAC runtime is not running (app not started)")
         return self.runtime
 
@@ -344,7 +350,11 @@ def mount(app: QuartTrio, tac: TAC, *, url_prefix: str = "") -> QuartTrio:
         if state.validator is None:
             log.warning("NO AUTH TOKEN: X-Twilio-Signature is not checked, so anyone who can "
                         "reach this server can talk to the agent. Set TWILIO_AUTH_TOKEN.")
-        await app.nursery.start(state.run)
+        try:
+            await app.nursery.start(state.run)
+        except Exception as exc:
+            state.startup_error = exc
+            raise
 
     @app.after_serving
     async def _stop() -> None:

@@ -126,3 +126,24 @@ def test_version_and_python_dash_m(capsys: pytest.CaptureFixture[str]) -> None:
         sys.argv = argv
     assert exited.value.code == 0
     assert capsys.readouterr().out.startswith("tac-actors ")
+
+
+def test_a_missing_seed_is_one_sentence_and_a_pointer(
+        capsys: pytest.CaptureFixture[str], tmp_path: Any) -> None:
+    from tac_actors.cli import main
+
+    assert main(["emulator", "--port", "0", "--seed", str(tmp_path / "nope.json")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot read seed" in err and "seed_example.json" in err
+    assert "Traceback" not in err
+
+
+def test_setup_errors_are_found_inside_exception_groups() -> None:
+    from tac_actors.cli import _setup_error
+    from tac_actors.memory.retrieval import OrchestratorConfigError
+
+    bad = OrchestratorConfigError("could not load the conversation configuration 'x'")
+    group = BaseExceptionGroup("outer", [ExceptionGroup("inner", [RuntimeError("other"),
+                                                                  bad])])
+    assert _setup_error(group) is bad
+    assert _setup_error(RuntimeError("the TAC runtime is not running")) is None
