@@ -263,7 +263,7 @@ class ConversationActor:
             if self.gate.running is turn:
                 self.gate.running = None
             self._finished = turn
-            now = trio.current_time()  # metrics
+            now = self._idle_since  # metrics: the time read just above
             self.cell.metrics.observe_turn(self.session, turn, now - started, now)
             turn.done.set()
             if self._loop_has_work():
