@@ -35,7 +35,9 @@ def test_dev_listens_on_loopback_by_default_and_serve_on_every_interface() -> No
     assert _parser().parse_args(["dev", "a.py"]).host == "127.0.0.1"
     assert _parser().parse_args(["serve", "a.py"]).host == "0.0.0.0"
     args = _parser().parse_args(["serve", "a.py", "--log-format", "json", "--no-turn-log"])
-    assert args.log_format == "json" and args.no_turn_log
+    assert args.log_format == "json" and args.turn_log is False
+    assert _parser().parse_args(["serve", "a.py", "--turn-log"]).turn_log is True
+    assert _parser().parse_args(["serve", "a.py"]).turn_log is None  # off for serve
 
 
 def top_once(base: str) -> str:
