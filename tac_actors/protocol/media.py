@@ -19,10 +19,11 @@ import base64
 import binascii
 import json
 from collections.abc import Mapping
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
 import attrs
 
+from tac_actors.protocol._fields import JsonFields
 from tac_actors.protocol.errors import ProtocolError
 
 __all__ = [
@@ -102,35 +103,10 @@ MediaEvent: TypeAlias = (
 )
 
 
-def _str(obj: Mapping[str, Any], key: str, *, required: bool = False) -> str:
-    value = obj.get(key)
-    if value is None:
-        if required:
-            raise ProtocolError(f"media stream message lacks {key!r}")
-        return ""
-    if not isinstance(value, str):
-        raise ProtocolError(f"media stream field {key!r} must be a string")
-    return value
-
-
-def _int(obj: Mapping[str, Any], key: str) -> int:
-    value = obj.get(key)
-    if value is None:
-        return 0
-    if isinstance(value, bool):
-        raise ProtocolError(f"media stream field {key!r} must be a number")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.isdigit() and len(value) <= 18:
-        return int(value)
-    raise ProtocolError(f"media stream field {key!r} must be a number")
-
-
-def _object(obj: Mapping[str, Any], key: str) -> Mapping[str, Any]:
-    value = obj.get(key)
-    if not isinstance(value, dict):
-        raise ProtocolError(f"media stream message lacks the object {key!r}")
-    return value
+_FIELDS = JsonFields("media stream message", "media stream field", digit_strings=True)
+_str = _FIELDS.text
+_int = _FIELDS.integer
+_object = _FIELDS.object
 
 
 def parse_media_event(data: str | bytes) -> MediaEvent:

@@ -22,6 +22,7 @@ from typing import Any, TypeAlias
 
 import attrs
 
+from tac_actors.protocol._fields import JsonFields
 from tac_actors.protocol.errors import LocalProtocolError, ProtocolError
 
 __all__ = [
@@ -164,31 +165,10 @@ _TRANSCRIPT_DONE = frozenset({"response.output_audio_transcript.done",
                               "response.audio_transcript.done"})
 
 
-def _str(obj: Mapping[str, Any], key: str, *, required: bool = False) -> str:
-    value = obj.get(key)
-    if value is None:
-        if required:
-            raise ProtocolError(f"realtime event lacks {key!r}")
-        return ""
-    if not isinstance(value, str):
-        raise ProtocolError(f"realtime field {key!r} must be a string")
-    return value
-
-
-def _int(obj: Mapping[str, Any], key: str) -> int:
-    value = obj.get(key)
-    if value is None:
-        return 0
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ProtocolError(f"realtime field {key!r} must be an integer")
-    return value
-
-
-def _object(obj: Mapping[str, Any], key: str) -> Mapping[str, Any]:
-    value = obj.get(key)
-    if not isinstance(value, dict):
-        raise ProtocolError(f"realtime event lacks the object {key!r}")
-    return value
+_FIELDS = JsonFields("realtime event", "realtime field")
+_str = _FIELDS.text
+_int = _FIELDS.integer
+_object = _FIELDS.object
 
 
 def parse_realtime_event(data: str | bytes) -> RealtimeEvent:
