@@ -60,15 +60,21 @@ def load_app(spec: str) -> TAC:
         try:
             module = importlib.import_module(target)
         except ImportError as exc:
-            raise UsageError(f"cannot import module {target!r}: {exc}") from None
+            hint = ""
+            if "." not in target and Path(f"{target}.py").is_file():
+                hint = f" (to serve the file in this folder, say {target}.py:{attr})"
+            raise UsageError(f"cannot import module {target!r}: {exc}{hint}") from None
     try:
         value: Any = getattr(module, attr)
     except AttributeError:
         raise UsageError(f"{target} has no attribute {attr!r}") from None
+    if isinstance(value, type):
+        raise UsageError(f"{spec} is the class {value.__name__}, not an app: name the "
+                         "TAC instance your callbacks are registered on (e.g. file.py:tac)")
     if not isinstance(value, TAC) and callable(value):
         value = value()
     if not isinstance(value, TAC):
-        raise UsageError(f"{spec} is a {type(value).__name__}, not a tac_actors.TAC")
+        raise UsageError(f"{spec} is of type {type(value).__name__}, not a tac_actors.TAC")
     return value
 
 

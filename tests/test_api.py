@@ -83,6 +83,14 @@ def test_load_app_from_file_and_module(tmp_path: Path, monkeypatch: Any) -> None
     with pytest.raises(UsageError, match="no such file"):
         load_app("nowhere.py:tac")
     assert main(["serve", "nowhere.py:tac"]) == 2
+    # newcomer finding 25: the class itself, and a module named like a file here
+    with pytest.raises(UsageError, match="is the class TAC, not an app"):
+        load_app(str(ROOT / "examples" / "echo.py") + ":TAC")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # not on sys.path, as in a user's shell
+    (tmp_path / "elsewhere" / "side_agent.py").write_text("tac = 1\n")
+    with pytest.raises(UsageError, match=r"say side_agent\.py:tac"):
+        load_app("side_agent:tac")
 
 
 async def test_mount_into_an_existing_app_keeps_its_routes(
