@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import attrs
 import trio
 
+from tac_actors import tracing
 from tac_actors.actors import Digits, ErrorContext, Interruption, PartialUtterance, Utterance
 from tac_actors.actors.agent import Reply
 from tac_actors.asyncio_bridge import AsyncioBridge
@@ -216,7 +217,8 @@ class _AppAgent:
         if type(provider) is NoMemory:  # relay-only: skip a scheduler round trip per turn
             memory = TACMemoryResponse.empty()
         else:
-            memory = await provider.retrieve(session, message.text)
+            with tracing.memory_span(provider):
+                memory = await provider.retrieve(session, message.text)
         result = await self._tac.run_hook(callback, message.text, session, memory)
         return _check_reply(result, "on_message_ready")
 

@@ -27,6 +27,8 @@ from tac_actors.metrics import NULL_METRICS, MetricsHook
 from tac_actors.protocol.relay import Language, OutboundFrame, Play, SendDigits
 
 if TYPE_CHECKING:
+    from opentelemetry.context import Context
+
     from tac_actors.session import ConversationSession
 
 __all__ = ["END_HOOK_TIMEOUT", "ActorCell", "CellStatistics", "ConversationControls"]
@@ -80,6 +82,8 @@ class ActorCell:
         session.attach(ConversationControls(self))
         #: metrics and per-conversation log lines (set by the supervisor)
         self.metrics: MetricsHook = NULL_METRICS
+        #: tracing: the conversation span's context (None: not traced; see tac_actors.tracing)
+        self.trace: Context | None = None
 
     # -- what channels use --------------------------------------------------------------
 

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 import trio
 
+from tac_actors import tracing
 from tac_actors.actors.agent import ActorCrash, Phase, Reply, TurnTimeout
 from tac_actors.actors.gate import CURRENT_TURN, NO_TURN, Turn
 from tac_actors.actors.messages import (
@@ -231,6 +232,7 @@ class ConversationActor:
         self.cell.stats.turns += 1
         CURRENT_TURN.set(turn.id)  # this task's own context: nothing to reset
         started = trio.current_time()  # metrics
+        span = tracing.start_turn(self.cell, turn)  # tracing: None when not traced
         try:
             with turn.scope:
                 reply = await work()
@@ -265,6 +267,7 @@ class ConversationActor:
             self._finished = turn
             now = self._idle_since  # metrics: the time read just above
             self.cell.metrics.observe_turn(self.session, turn, now - started, now)
+            tracing.end_turn(span, turn)  # tracing
             turn.done.set()
             if self._loop_has_work():
                 self.mailbox.nudge()

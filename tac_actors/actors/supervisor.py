@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
+from tac_actors import tracing
 from tac_actors.actors.agent import Agent
 from tac_actors.actors.cell import END_HOOK_TIMEOUT, ActorCell, CellStatistics
 from tac_actors.actors.conversation import ConversationActor
@@ -129,6 +130,7 @@ class Supervisor:
         cell = ActorCell(key, session, agent, outbox, policy)
         cell.metrics = self.metrics
         self.metrics.conversation_started(cell)
+        tracing.conversation_started(cell)  # tracing
         self._cells[key] = cell
         self._started += 1
         self._nursery.start_soon(self._supervise, cell, name=f"conversation:{key}")
@@ -210,6 +212,7 @@ class Supervisor:
         cell.session.attach(None)
         self._ended += 1
         self.metrics.conversation_ended(cell)
+        tracing.conversation_ended(cell)  # tracing
         cell.stopped.set()
         for fn in cell._on_stopped:
             try:

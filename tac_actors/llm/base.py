@@ -21,6 +21,7 @@ import attrs
 import httpx
 import trio
 
+from tac_actors import tracing
 from tac_actors.llm.errors import LLMError
 from tac_actors.llm.prompt import Turn, conversation_turns, system_prompt
 from tac_actors.llm.sse import SSEEvent, SSEParser
@@ -248,30 +249,42 @@ class ChatAgent(abc.ABC):
                 decoder = self.decoder()
                 fresh = True
                 body = {**self.request_body(system, messages), **self.options}
-                async with self._open(body) as response:
-                    parser = SSEParser()
-                    chunks = response.aiter_text()
-                    try:
-                        async for chunk in chunks:
-                            for event in parser.feed(chunk):
-                                delta = decoder.feed(event)
-                                if delta:
-                                    if fresh and said and not said[-1].isspace() \
-                                            and not delta[0].isspace():
-                                        delta = " " + delta
-                                    fresh, said = False, delta
-                                    yield delta
-                        parser.close()
-                        outcome = decoder.outcome()
-                    except LLMError as exc:
-                        self._count(exc, response.status_code)
-                        raise
-                    except httpx.HTTPError as exc:
-                        raise self._count(LLMError(
-                            f"the stream broke: {exc!r}", kind="transport",
-                            provider=self.provider)) from exc
-                    finally:
-                        await _discard(response, chunks)
+                # one span per model request, ended with its stream (never made current:
+                # this generator yields to its consumer; see tac_actors.tracing)
+                span = tracing.chat_span(self.provider, self.model,
+                                         session.conversation_id if session else None)
+                stop_reason: str | None = None
+                try:
+                    async with self._open(body) as response:
+                        parser = SSEParser()
+                        chunks = response.aiter_text()
+                        try:
+                            async for chunk in chunks:
+                                for event in parser.feed(chunk):
+                                    delta = decoder.feed(event)
+                                    if delta:
+                                        if fresh and said and not said[-1].isspace() \
+                                                and not delta[0].isspace():
+                                            delta = " " + delta
+                                        fresh, said = False, delta
+                                        yield delta
+                            parser.close()
+                            outcome = decoder.outcome()
+                            stop_reason = outcome.stop_reason
+                        except LLMError as exc:
+                            self._count(exc, response.status_code)
+                            raise
+                        except httpx.HTTPError as exc:
+                            raise self._count(LLMError(
+                                f"the stream broke: {exc!r}", kind="transport",
+                                provider=self.provider)) from exc
+                        finally:
+                            await _discard(response, chunks)
+                except LLMError as exc:
+                    tracing.mark_error(span, exc.kind, str(exc))
+                    raise
+                finally:
+                    tracing.end_chat(span, stop_reason)
                 if not outcome.tool_calls:
                     return
                 if step == self.max_steps - 1:

@@ -45,6 +45,7 @@ import attrs
 import httpx
 import trio
 
+from tac_actors import tracing
 from tac_actors.metrics import Histogram
 from tac_actors.services.errors import (
     BadResponse,
@@ -300,18 +301,22 @@ class ServiceHTTP:
         final status, or ``no_response``, ``error``, ``cancelled``, and its latency)."""
         started = trio.current_time()
         status = "cancelled"
-        try:
-            reply = await self._request(product, method, path, **options)
-            status = str(reply.status)
-            return reply
-        except ServiceError as exc:
-            status = str(exc.status) if exc.status is not None else "no_response"
-            raise
-        except Exception:
-            status = "error"
-            raise
-        finally:
-            self.stats.observe(str(product), status, trio.current_time() - started)
+        with tracing.service_span(str(product), method.upper(), path) as span:
+            try:
+                reply = await self._request(product, method, path, **options)
+                status = str(reply.status)
+                span.set_attribute("http.response.status_code", reply.status)
+                return reply
+            except ServiceError as exc:
+                status = str(exc.status) if exc.status is not None else "no_response"
+                if exc.status is not None:
+                    span.set_attribute("http.response.status_code", exc.status)
+                raise
+            except Exception:
+                status = "error"
+                raise
+            finally:
+                self.stats.observe(str(product), status, trio.current_time() - started)
 
     async def _request(
         self,

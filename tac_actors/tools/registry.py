@@ -17,6 +17,7 @@ from typing import Any, Literal
 import attrs
 import trio
 
+from tac_actors import tracing
 from tac_actors.session import ConversationSession
 from tac_actors.tools.function_tool import FunctionTool
 from tac_actors.tools.results import ToolCall, ToolResult
@@ -136,21 +137,24 @@ class ToolRegistry:
         default_timeout: float | None,
     ) -> None:
         self._calls += 1
-        tool = self._tools.get(call.name)
-        if tool is None:
-            await trio.lowlevel.checkpoint()
-            known = ", ".join(self._tools) or "none"
-            result = ToolResult(
-                name=call.name,
-                content=f"There is no tool named {call.name!r}. Available tools: {known}.",
-                ok=False,
-            )
-        else:
-            result = await self._invoke(tool, call, session, default_timeout)
-        if result.timed_out:
-            self._timeouts += 1
-        elif not result.ok:
-            self._errors += 1
+        with tracing.tool_span(call.name, call.id) as span:
+            tool = self._tools.get(call.name)
+            if tool is None:
+                await trio.lowlevel.checkpoint()
+                known = ", ".join(self._tools) or "none"
+                result = ToolResult(
+                    name=call.name,
+                    content=f"There is no tool named {call.name!r}. Available tools: {known}.",
+                    ok=False,
+                )
+            else:
+                result = await self._invoke(tool, call, session, default_timeout)
+            if result.timed_out:
+                self._timeouts += 1
+                tracing.mark_error(span, "timeout", "the tool timed out")
+            elif not result.ok:
+                self._errors += 1
+                tracing.mark_error(span, "tool_error", "the tool failed")
         results[index] = attrs.evolve(result, call_id=call.id)
 
     async def _invoke(
