@@ -179,6 +179,13 @@ class RemoteTexter:
                 return found
             found += more
 
+    async def poll(self) -> list[str]:
+        """The agent's messages not seen yet, at once (no waiting)."""
+        if self.conversation_id is None:
+            await trio.lowlevel.checkpoint()
+            return []
+        return await self._new()
+
     async def _new(self) -> list[str]:
         new = [m for m in await self._sent() if m["id"] not in self._seen]
         self._seen.update(m["id"] for m in new)

@@ -3,13 +3,17 @@
 Needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them); skipped
 where they are missing. The browser is driven through chromedriver's W3C WebDriver HTTP
 API directly (a few requests; no selenium). Real sockets and a real browser: each wait
-polls the page under ``fail_after``."""
+polls the page under ``fail_after``. When a test fails inside the browser, a screenshot
+of the page (WebDriver's screenshot endpoint) is saved to a temporary folder and its path
+printed."""
 
 from __future__ import annotations
 
+import base64
 import shutil
 import socket
 import subprocess
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -20,6 +24,8 @@ import pytest
 import trio
 
 from tac_actors import TAC, TACConfig
+from tac_actors.emulator import Emulator
+from tac_actors.emulator.seed import EXAMPLE_SEED
 from tac_actors.server import serve
 from tac_actors.testing import token_stream
 
@@ -64,6 +70,13 @@ class Browser:
     async def script(self, source: str) -> Any:
         return await self.call("POST", "/execute/sync", {"script": source, "args": []})
 
+    async def screenshot(self) -> trio.Path:
+        """Save a PNG of the page to a new temporary folder; its path."""
+        png = base64.b64decode(await self.call("GET", "/screenshot"))
+        path = trio.Path(tempfile.mkdtemp(prefix="playground-")) / "screenshot.png"
+        await path.write_bytes(png)
+        return path
+
     async def wait_for(self, source: str) -> Any:
         """Poll a JavaScript expression until it is truthy (the page changes on its own:
         there is nothing to wait on but the DOM)."""
@@ -97,8 +110,17 @@ async def browser() -> AsyncIterator[Browser]:
                 session = await http.post(base + "/session", json={"capabilities": {
                     "alwaysMatch": {"goog:chromeOptions": options}}})
                 session_id = session.json()["value"]["sessionId"]
+                page = Browser(http, f"{base}/session/{session_id}")
                 try:
-                    yield Browser(http, f"{base}/session/{session_id}")
+                    yield page
+                except BaseException:
+                    # a failing (or timed-out) test: keep what the page showed
+                    with trio.CancelScope(shield=True), trio.move_on_after(10):
+                        try:
+                            print(f"playground screenshot: {await page.screenshot()}")
+                        except Exception as exc:
+                            print(f"playground screenshot failed: {exc!r}")
+                    raise
                 finally:
                     await http.delete(f"{base}/session/{session_id}")
         finally:
@@ -172,3 +194,65 @@ async def test_playground_is_off_when_signatures_are_checked() -> None:
                 answer = await http.get(binds[0] + "/playground")
             stop.set()
     assert answer.status_code == 404 and "X-Twilio-Signature" in answer.text
+
+
+@needs_chromium
+async def test_playground_texts_the_agent_through_the_emulator() -> None:
+    async with Emulator.running(seed=EXAMPLE_SEED) as emu:
+        tac = TAC(emu.tac_config())
+
+        @tac.on_message_ready
+        async def cb(message: str, session: Any, memory: Any) -> str:
+            return f"[{session.channel}] you said: {message}"
+
+        stop = trio.Event()
+        with trio.fail_after(60):
+            async with trio.open_nursery() as nursery:
+                binds = await nursery.start(partial(serve, tac, "127.0.0.1", 0,
+                                                    shutdown_trigger=stop.wait))
+                async with browser() as page:
+                    await page.call("POST", "/url", {"url": binds[0] + "/playground"})
+                    await page.wait_for("!document.getElementById('sms').hidden")
+                    for text in ("hello", "again"):
+                        await page.type("#sms-message", text)
+                        await page.click("#sms-send")
+                        reply = await page.wait_for(
+                            "Array.from(document.querySelectorAll('#sms-log .agent'))"
+                            f".map(e => e.textContent).filter(t => t.endsWith('{text}'))[0]")
+                        assert reply == f"[sms] you said: {text}"
+                    replies = await page.script(
+                        "return Array.from(document.querySelectorAll('#sms-log .agent'))"
+                        ".map(e => e.textContent)")
+                    assert replies == ["[sms] you said: hello", "[sms] you said: again"]
+                stop.set()
+
+
+@needs_chromium
+async def test_without_the_emulator_the_page_has_no_texting(capsys: pytest.CaptureFixture[str]
+                                                            ) -> None:
+    tac = TAC(TACConfig())
+    tac.on_message_ready(lambda message, session, memory: "hi")
+    stop = trio.Event()
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            binds = await nursery.start(partial(serve, tac, "127.0.0.1", 0,
+                                                shutdown_trigger=stop.wait))
+            async with httpx.AsyncClient() as http:
+                assert (await http.post(binds[0] + "/playground/sms", json={})).status_code \
+                    == 404
+            # and a failing browser test leaves a screenshot behind
+            failed = False
+            try:
+                async with browser() as page:
+                    await page.call("POST", "/url", {"url": binds[0] + "/playground"})
+                    assert await page.script("return document.getElementById('sms').hidden")
+                    raise AssertionError("on purpose")
+            except* AssertionError:  # (wrapped in the browser's nursery's group)
+                failed = True
+            assert failed
+            stop.set()
+    printed = capsys.readouterr().out
+    assert "playground screenshot: " in printed
+    shot = trio.Path(printed.split("playground screenshot: ")[1].split()[0])
+    assert (await shot.read_bytes()).startswith(b"\x89PNG")
+    await trio.to_thread.run_sync(shutil.rmtree, shot.parent)

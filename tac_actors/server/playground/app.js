@@ -90,4 +90,45 @@
     send({ type: "interrupt", utteranceUntilInterrupt: heard, durationUntilInterruptMs: 500 });
     line("note", "(you interrupted)");
   });
+
+  // Texting (only under `tac-actors dev`): POST /playground/sms stores the text in the
+  // emulator and delivers its webhook; GET /playground/sms polls the agent's answers.
+  if (document.body.dataset.sms) {
+    const smsLog = $("sms-log"), smsStatus = $("sms-status");
+    let polling = null;
+    $("sms").hidden = false;
+    function smsLine(kind, text) {
+      const div = document.createElement("div");
+      div.className = "turn " + kind;
+      div.textContent = text;
+      smsLog.appendChild(div);
+      return div;
+    }
+    async function poll(from) {
+      try {
+        const answer = await fetch("playground/sms?from=" + encodeURIComponent(from));
+        const body = await answer.json();
+        if (!answer.ok) { smsStatus.textContent = body.error || ("HTTP " + answer.status); return; }
+        for (const text of body.replies) smsLine("agent", text);
+      } catch (err) { smsStatus.textContent = "cannot reach the server"; }
+    }
+    $("text").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const from = $("sms-from").value.trim(), text = $("sms-message").value.trim();
+      if (!from || !text) return;
+      $("sms-message").value = "";
+      smsLine("you", text);
+      smsStatus.textContent = "sending ...";
+      try {
+        const answer = await fetch("playground/sms", {
+          method: "POST", headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ from: from, text: text }) });
+        const body = await answer.json();
+        smsStatus.textContent = answer.ok ? "sent from " + from : (body.error || ("HTTP " + answer.status));
+      } catch (err) { smsStatus.textContent = "cannot reach the server"; }
+      if (polling) clearInterval(polling);
+      polling = setInterval(() => poll(from), 500);
+      poll(from);
+    });
+  }
 }());
