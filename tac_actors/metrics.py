@@ -33,9 +33,28 @@ from typing import TYPE_CHECKING, Protocol
 from tac_actors.logs import bind_conversation, mask
 
 if TYPE_CHECKING:
-    from tac_actors.actors.cell import ActorCell
     from tac_actors.actors.gate import Turn
     from tac_actors.session import Channel, ConversationSession
+
+class _Counts(Protocol):
+    turns: int
+    interrupts: int
+    errors: int
+
+
+class ActorCell(Protocol):
+    """What the hook reads of a conversation's cell (the actor core's ``ActorCell``
+    has it; named here so this module imports nothing of the actor core)."""
+
+    @property
+    def session(self) -> ConversationSession: ...
+
+    @property
+    def stats(self) -> _Counts: ...
+
+    @property
+    def stop_reason(self) -> str | None: ...
+
 
 __all__ = ["LATENCY_BUCKETS", "NULL_METRICS", "Histogram", "MetricsHook", "RuntimeMetrics"]
 

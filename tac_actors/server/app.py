@@ -53,9 +53,9 @@ import trio
 from quart import Blueprint, Response, current_app, request, websocket
 from quart_trio import QuartTrio
 
-from tac_actors._logsafe import LogLimiter, excerpt
+from tac_actors._logsafe import excerpt
 from tac_actors.channels.media import MEDIA_ACTION_PATH, MEDIA_TWIML_PATH, MEDIA_WEBSOCKET_PATH
-from tac_actors.protocol.signature import SignatureValidator, public_url
+from tac_actors.protocol.signature import public_url
 from tac_actors.protocol.twiml import (
     ConversationRelayOptions,
     connect_twiml,
@@ -63,17 +63,15 @@ from tac_actors.protocol.twiml import (
     stream_twiml,
 )
 from tac_actors.realtime.options import MediaStreamOptions
-from tac_actors.runtime import Runtime
 from tac_actors.server.callbacks import ActionCallback, InboundCall
 from tac_actors.server.metrics import add_routes as add_metrics_routes
-from tac_actors.server.peers import ForwardedTrust, real_client
 from tac_actors.server.playground import add_routes as add_playground_routes
 from tac_actors.server.quart_transport import QuartTransport
-from tac_actors.server.splice import PeerMap
+from tac_actors.server.state import ServerState
 from tac_actors.tac import TAC
 
 if TYPE_CHECKING:
-    from tac_actors.server.frontdoor import FrontDoor
+    pass
 
 __all__ = ["create_app", "mount"]
 
@@ -86,54 +84,8 @@ CLOSE_AFTER = frozenset({408, 413})
 FINAL_SEND_TIMEOUT = 10.0
 
 
-class _State:
-    """What the routes of one mounted TAC share."""
-
-    def __init__(self, tac: TAC) -> None:
-        self.tac = tac
-        self.runtime: Runtime | None = None
-        self.stopped = trio.Event()
-        token = tac.config.auth_token if tac.config.validate_signatures else None
-        self.validator = SignatureValidator(token) if token else None
-        #: the front door's record of spliced connections (fast engine)
-        self.peers = PeerMap()
-        self.trust = ForwardedTrust(tac.config.http.forwarded_allow_ips)
-        #: rejected requests: one line per peer and minute, the rest counted
-        self.rejected = LogLimiter(log, interval=60.0)
-        #: the fast engine's front door, when it serves (read by /metrics)
-        self.door: FrontDoor | None = None
-        #: why the runtime failed to start, for the server to report it by name
-        self.startup_error: Exception | None = None
-
-    def peer(self, scope: Mapping[str, Any]) -> str | None:
-        """The real client address of a request (see :func:`real_client`)."""
-        return real_client(self.peers, scope.get("client"))
-
-    def require_runtime(self) -> Runtime:
-        """The runtime; raises why it failed to start (e.g. a bad configuration), or
-        :class:`RuntimeError` when it is not running."""
-        if self.runtime is None:
-            if self.startup_error is not None:
-                raise self.startup_error
-            raise RuntimeError("the TAC runtime is not running (app not started)")
-        return self.runtime
-
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
-                  ) -> None:
-        async with Runtime.open(self.tac) as runtime:
-            self.runtime = runtime
-            task_status.started()
-            try:
-                await self.stopped.wait()
-            finally:
-                self.runtime = None
-
-    async def shutdown(self) -> None:
-        """Drain conversations (turns finish within the grace), then stop the runtime."""
-        if self.runtime is not None:
-            await self.runtime.shutdown()
-        self.rejected.flush()  # the counts of rejections not logged yet
-        self.stopped.set()
+#: the state the routes of one mounted TAC share (see :mod:`tac_actors.server.state`)
+_State = ServerState
 
 
 def _url(*, websocket_route: bool = False) -> str:

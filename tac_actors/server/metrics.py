@@ -40,7 +40,7 @@ from tac_actors.session import Channel
 from tac_actors.tools.registry import live_registries
 
 if TYPE_CHECKING:
-    from tac_actors.server.app import _State
+    from tac_actors.server.state import ServerState as _State
 
 __all__ = ["STATUS_LIMIT", "TACCollector", "add_routes", "metrics_registry"]
 

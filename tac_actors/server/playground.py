@@ -28,7 +28,7 @@ from quart import Blueprint, Response, request
 from tac_actors.testing.remote_texter import DevInfo, RemoteTexter, TextingError
 
 if TYPE_CHECKING:
-    from tac_actors.server.app import _State
+    from tac_actors.server.state import ServerState as _State
 
 __all__ = ["MAX_TEXTERS", "add_routes"]
 
