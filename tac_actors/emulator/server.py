@@ -40,6 +40,7 @@ from tac_actors.emulator.faults import Faults
 from tac_actors.emulator.inspection import RequestRecord
 from tac_actors.emulator.seed import load_seed
 from tac_actors.emulator.transport import InProcessTransport
+from tac_actors.server.hypercorn_guard import contain_connection_failures
 
 __all__ = ["Emulator", "run_emulator", "serve_emulator"]
 
@@ -202,6 +203,7 @@ class Emulator:
 
         Leaving the block (normally, by an exception or by cancellation) stops the
         server, waits for it to close its sockets and closes the database."""
+        contain_connection_failures()
         stop = trio.Event()
         body_error: BaseException | None = None
         with cls(seed=seed, db_path=db_path, credentials=credentials,

@@ -26,6 +26,7 @@ from tac_actors.protocol.signature import public_url
 from tac_actors.server.app import create_app, state_of
 from tac_actors.server.fastws import FastTransport
 from tac_actors.server.frontdoor import DoorLimits, FrontDoor
+from tac_actors.server.hypercorn_guard import contain_connection_failures
 from tac_actors.tac import TAC
 
 __all__ = ["hypercorn_config", "serve"]
@@ -99,6 +100,7 @@ async def serve(tac: TAC, host: str = "0.0.0.0", port: int = 8000, *,
     ``engine="hypercorn"`` lets hypercorn serve everything. ``door_limits`` bounds the
     fast engine's front door (connections, head timeout, keepalive pings).
     """
+    contain_connection_failures()
     app = create_app(tac)
     state = state_of(app)
 
