@@ -40,7 +40,7 @@ from tac_actors.emulator.faults import Faults
 from tac_actors.emulator.inspection import RequestRecord
 from tac_actors.emulator.seed import load_seed
 from tac_actors.emulator.transport import InProcessTransport
-from tac_actors.server.hypercorn_guard import contain_connection_failures
+from tac_actors.hypercorn_guard import contain_connection_failures
 
 __all__ = ["Emulator", "run_emulator", "serve_emulator"]
 

@@ -22,11 +22,11 @@ from websockets.http11 import Request
 
 from tac_actors._logsafe import excerpt
 from tac_actors.channels.media import MEDIA_WEBSOCKET_PATH
+from tac_actors.hypercorn_guard import contain_connection_failures
 from tac_actors.protocol.signature import public_url
 from tac_actors.server.app import create_app, state_of
 from tac_actors.server.fastws import FastTransport
 from tac_actors.server.frontdoor import DoorLimits, FrontDoor
-from tac_actors.server.hypercorn_guard import contain_connection_failures
 from tac_actors.tac import TAC
 
 __all__ = ["hypercorn_config", "serve"]

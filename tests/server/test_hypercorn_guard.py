@@ -9,7 +9,7 @@ import httpx
 import pytest
 import trio
 
-from tac_actors.server.hypercorn_guard import contain_connection_failures
+from tac_actors.hypercorn_guard import contain_connection_failures
 
 from .conftest import running
 from .test_e2e import echo
