@@ -41,10 +41,11 @@ class ChannelPolicy:
 
     ``turn_timeout`` bounds a whole turn (memory, callback, streaming); when it expires
     the caller gets ``timeout_text``. ``idle_timeout`` ends a conversation with no inbound
-    message for that long. ``None`` disables a deadline. ``stop_timeout`` bounds how long
-    the actor waits for a cancelled turn (barge-in, preemption) to finish: an app that
-    shields its own work cannot hold the conversation. ``history_limit`` and
-    ``history_chars`` bound ``session.history`` (the oldest entries go first).
+    message for that long. ``None`` disables a deadline. A cancelled turn (barge-in,
+    preemption) that takes longer than ``stop_timeout`` to end (an app that shields its
+    work) is logged; turns never overlap, so it holds its own conversation only.
+    ``history_limit`` and ``history_chars`` bound ``session.history`` (the oldest entries
+    go first).
     """
 
     busy_policy: BusyPolicy = BusyPolicy.QUEUE

@@ -20,9 +20,16 @@ import trio
 from tac_actors.actors.agent import Agent, ErrorContext, Phase
 from tac_actors.actors.gate import CURRENT_TURN, NO_TURN, ReplyGate
 from tac_actors.actors.mailbox import Mailbox, MailboxStatistics
-from tac_actors.actors.messages import Digits, Interruption, Message, Utterance, is_urgent
+from tac_actors.actors.messages import (
+    Digits,
+    Interruption,
+    Message,
+    PartialUtterance,
+    Utterance,
+    is_urgent,
+)
 from tac_actors.actors.outbox import Outbox
-from tac_actors.config import ChannelPolicy, RestartLimit
+from tac_actors.config import BusyPolicy, ChannelPolicy, RestartLimit
 from tac_actors.metrics import NULL_METRICS, MetricsHook
 from tac_actors.protocol.relay import Language, OutboundFrame, Play, SendDigits
 
@@ -71,6 +78,7 @@ class ActorCell:
         self.policy = policy
         self.mailbox: Mailbox[Message] = Mailbox(policy.mailbox_capacity)
         self.gate = ReplyGate(outbox)
+        self._preempts = policy.busy_policy is BusyPolicy.PREEMPT
         self.scope = trio.CancelScope()
         self.stopped = trio.Event()
         self.stats = _Counters()
@@ -95,10 +103,10 @@ class ActorCell:
         if isinstance(message, Utterance):
             if not message.turn:  # a new instance, built directly (cheaper than evolve)
                 message = Utterance(message.text, message.lang, message.message_id,
-                                    message.meta, self.gate.issue())
+                                    message.meta, self._issue())
         elif isinstance(message, Digits):
             if not message.turn:
-                message = Digits(message.digit, self.gate.issue())
+                message = Digits(message.digit, self._issue())
         elif isinstance(message, Interruption) and message.through is None:
             through = self.gate.interrupt()
             ack = getattr(self.outbox, "deliver_nowait", None)
@@ -106,6 +114,12 @@ class ActorCell:
                 ack(NO_TURN, "", last=True)
             message = attrs.evolve(message, through=through, acknowledged=ack is not None)
         return message
+
+    def _issue(self) -> int:
+        turn_id = self.gate.issue()
+        if self._preempts:
+            self.gate.preempt(turn_id)
+        return turn_id
 
     async def send(self, message: Message) -> None:
         """Hand a message over, waiting while the mailbox is full (back-pressure). An
@@ -121,9 +135,14 @@ class ActorCell:
     def send_nowait(self, message: Message) -> None:
         """Hand a message over now or raise :class:`trio.WouldBlock` (mailbox full; an
         interruption has taken effect all the same) or
-        :class:`trio.ClosedResourceError` (the conversation is closing)."""
+        :class:`trio.ClosedResourceError` (the conversation is closing). While a turn
+        runs, a partial utterance takes the place of one queued right before it (only
+        the newest unfinished speech is worth a hook call once the turn is over)."""
         if self.mailbox.closed:
             raise trio.ClosedResourceError("the conversation has ended")
+        if isinstance(message, PartialUtterance) and self.gate.running is not None and \
+                self.mailbox.replace_last(message, _is_partial):
+            return  # behind a turn, the hook sees the newest unfinished speech only
         message = self._admit(message)
         self.mailbox.send_nowait(message, urgent=is_urgent(message))
 
@@ -246,3 +265,7 @@ class ConversationControls:
             cell.note_stop("handoff")
             await cell.outbox.hand_off(handoff_data)
         cell.request_stop()
+
+
+def _is_partial(message: Message) -> bool:
+    return isinstance(message, PartialUtterance)

@@ -1,20 +1,25 @@
 """The conversation actor: one incarnation of the loop that owns a conversation's turns.
 
-A :class:`ConversationActor` reads its cell's mailbox and runs one **turn** at a time in
-a child task, each turn inside its own cancel scope:
+A :class:`ConversationActor` reads its cell's mailbox and handles one message at a time,
+in arrival order (urgent ones first). A message that starts a **turn** runs it inline,
+in the actor's own task (no task per turn), inside the turn's own cancel scope; the
+actor reads no other message until the turn has ended. What must reach a running turn
+does so without the actor, when the channel hands the message over to the cell:
 
-* barge-in (:class:`Interruption`): stopped when the channel hands the interruption
-  over, through the cell's :class:`~tac_actors.actors.gate.ReplyGate` (the running turn
-  is cancelled and its queued frames retracted; prompts read before the interruption
-  and not yet started never run). The actor then handles the message in arrival order:
-  it records what was heard and calls the hook.
-* busy policy: under ``preempt`` a new utterance does the same to the running turn (its
-  reply is closed with an empty final token) and then runs; under ``queue`` it stays in
-  the mailbox, and the busy actor reads only urgent messages until the turn ends.
+* barge-in (:class:`Interruption`): the cell's :class:`~tac_actors.actors.gate.ReplyGate`
+  cancels the running turn and retracts its queued frames; prompts read before the
+  interruption and not yet started never run. The actor then handles the message in
+  order: it records what was heard and calls the hook.
+* busy policy: under ``preempt`` a new utterance stops every earlier turn, running or
+  queued, the same way (a reply cut mid-stream is closed with an empty final token);
+  under ``queue`` it waits in the mailbox for the running turn.
 * a turn whose id is behind the gate's barrier when it is dequeued does not run: the
   person's words go into the history, no callback is called.
+* partial prompts queued behind a turn are coalesced (the hook sees the newest).
 * deadlines: a turn past ``turn_timeout`` is cancelled and the caller hears the timeout
-  words; a conversation with no message for ``idle_timeout`` ends.
+  words; a conversation with no message for ``idle_timeout`` ends. A turn that takes
+  longer than ``stop_timeout`` to stop once cancelled (an app shielding its work) holds
+  its own conversation only, and is logged when it ends.
 * errors: an exception from the app fails its turn only: the caller hears the fallback
   words, ``on_error`` is called, the next turn runs as usual. :class:`ActorCrash` (or a
   bug in the engine) ends the incarnation instead, and the supervisor decides.
@@ -49,7 +54,6 @@ from tac_actors.actors.messages import (
     Utterance,
     is_urgent,
 )
-from tac_actors.config import BusyPolicy
 
 if TYPE_CHECKING:
     from tac_actors.actors.cell import ActorCell
@@ -70,10 +74,7 @@ class ConversationActor:
         self.policy = cell.policy
         self.gate = cell.gate
         self.turn: Turn | None = None
-        self._finished: Turn | None = None
-        self._crash: BaseException | None = None
         self._draining = False
-        self._nursery: trio.Nursery | None = None
         self._idle_since = trio.current_time()
 
     # -- the loop ------------------------------------------------------------------------
@@ -81,50 +82,26 @@ class ConversationActor:
     async def run(self, *, recovering: bool = False) -> None:
         """Handle messages until the conversation ends. Raises when the incarnation
         crashes; the running turn is cancelled either way."""
-        crash: Exception | None = None
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            try:
-                if recovering:
-                    # tagged with the newest turn: an interrupt read while the crash was
-                    # being reported (or after) stops these words too
-                    tag = self.gate.issued
-                    if tag == NO_TURN or self.gate.is_open(tag):
-                        await self.outbox.deliver(tag, self.policy.fallback_text, last=True)
-                await self._loop()
-            except Exception as exc:
-                # raised outside the nursery, so the supervisor sees the exception itself,
-                # not a group wrapping it
-                crash = exc
-            nursery.cancel_scope.cancel()
-        if crash is not None:
-            raise crash
-
-    def _selector(self) -> Callable[[Message], bool] | None:
-        if self.turn is None and not self._draining:
-            return None
-        if self._draining:
-            return _urgent_or_interruption  # no new turn; history and hooks still run
-        if self.policy.busy_policy is BusyPolicy.QUEUE:
-            return is_urgent
-        return None
+        if recovering:
+            # tagged with the newest turn: an interrupt read while the crash was being
+            # reported (or after) stops these words too
+            tag = self.gate.issued
+            if tag == NO_TURN or self.gate.is_open(tag):
+                await self.outbox.deliver(tag, self.policy.fallback_text, last=True)
+        await self._loop()
 
     async def _loop(self) -> None:
         while True:
-            if self._crash is not None:
-                raise self._crash
-            if self._finished is not None:
-                turn, self._finished = self._finished, None
-                if await self._after_turn(turn):
-                    return
             if self.cell.stop_requested:
                 return
             try:
-                message = self.mailbox.receive_nowait(self._selector())
+                message = self.mailbox.receive_nowait(
+                    _urgent_or_interruption if self._draining
+                    else is_urgent if self.mailbox.urgent_queued else None)
             except trio.WouldBlock:
-                if self.turn is None and (self._draining or self.mailbox.closed):
+                if self._draining or self.mailbox.closed:
                     return
-                if self.policy.idle_timeout is None or self.turn is not None:
+                if self.policy.idle_timeout is None:
                     # no deadline to watch: wait here (no cancel scope, no extra frame:
                     # this is where every idle call spends its life)
                     await self.mailbox.wait_readable()
@@ -133,13 +110,13 @@ class ConversationActor:
                 continue
             self._idle_since = trio.current_time()
             await self._dispatch(message)
-            if self.turn is None and await self._hand_off_if_requested():
-                return  # a handoff requested from a hook (no turn to wait for)
+            if await self._hand_off_if_requested():
+                return  # requested in a turn or a hook
 
     async def _wait_or_idle_out(self, idle: float) -> None:
         with trio.move_on_at(self._idle_since + idle) as scope:
             await self.mailbox.wait_readable()
-        if scope.cancelled_caught and self.turn is None:
+        if scope.cancelled_caught:
             log.info("conversation %s idle for %.0f s: ending it", self.session.conversation_id,
                      idle)
             self.cell.note_stop("idle")
@@ -178,17 +155,20 @@ class ConversationActor:
 
     async def _start_turn(self, turn_id: int, work: Callable[[], Awaitable[Reply]], *,
                           said: str | None = None) -> None:
+        """Run one turn, inline in the actor's task (no task per turn: the actor reads
+        no message while it runs). What must reach a running turn does so through the
+        cell without waiting for the actor: a barge-in, or under ``preempt`` a newer
+        prompt, stops it through the reply gate the moment it is handed over."""
         if not turn_id:  # posted without going through the cell (e.g. by a test)
             turn_id = self.gate.issue()
-        if self.turn is not None:
-            await self._preempt(self.turn, turn_id)
         if said is not None:
             self._record("user", said)
         if not self.gate.is_open(turn_id):
-            # interrupted before it started: the person's words are in the history, and
-            # the interruption that stopped it comes next in the mailbox
-            log.debug("conversation %s: turn %d interrupted before it started",
+            # interrupted (or preempted) before it started: the person's words are in
+            # the history, and what stopped it comes next in the mailbox
+            log.debug("conversation %s: turn %d stopped before it started",
                       self.session.conversation_id, turn_id)
+            self.gate.settle(turn_id)
             await trio.lowlevel.checkpoint()
             return
         timeout = self.policy.turn_timeout
@@ -196,52 +176,31 @@ class ConversationActor:
         turn = Turn(turn_id, trio.CancelScope(deadline=deadline))
         self.turn = turn
         self.gate.running = turn
-        assert self._nursery is not None
-        self._nursery.start_soon(self._run_turn, turn, work)
-
-    async def _preempt(self, turn: Turn, newer: int) -> None:
-        reply_was_open = turn.reply_open and self.gate.is_open(turn.id)
-        self.gate.stop_through(newer - 1, "preempt")
-        if reply_was_open:
-            turn.reply_open = False
-            await self.outbox.deliver(NO_TURN, "", last=True)
-        await self._wait_done(turn)
-
-    async def _wait_done(self, turn: Turn) -> None:
-        """Wait for a stopped turn to finish. Turns never overlap, so this waits as long
-        as it takes; an app that shields its work from cancellation holds its own
-        conversation (only), and is logged after ``stop_timeout``."""
-        with trio.move_on_after(self.cell.policy.stop_timeout) as scope:
-            await turn.done.wait()
-        if scope.cancelled_caught:
-            log.warning("conversation %s: turn %d did not stop within %s s of being "
-                        "cancelled (does the app shield its work?); waiting for it",
-                        self.session.conversation_id, turn.id, self.cell.policy.stop_timeout)
-            await turn.done.wait()
-
-    async def _run_turn(self, turn: Turn, work: Callable[[], Awaitable[Reply]]) -> None:
+        # the app's code (and the tasks it starts) sees its turn; hooks outside turns
+        # see none
+        token = CURRENT_TURN.set(turn_id)
         try:
             await self._turn_body(turn, work)
-        except Exception as exc:
-            # handed to the loop, which raises it before it takes another message: so no
-            # message is taken out of the mailbox by an incarnation that is going down
-            self._crash = exc
-            self.mailbox.nudge()
+        finally:
+            CURRENT_TURN.reset(token)
 
     async def _turn_body(self, turn: Turn, work: Callable[[], Awaitable[Reply]]) -> None:
         self.cell.stats.turns += 1
-        CURRENT_TURN.set(turn.id)  # this task's own context: nothing to reset
         started = trio.current_time()  # metrics
         span = tracing.start_turn(self.cell, turn)  # tracing: None when not traced
         try:
             with turn.scope:
                 reply = await work()
                 await self._speak(turn, reply)
-            if turn.scope.cancelled_caught and turn.cause is None:
-                turn.cause = "timeout"
-                await self._close_with(turn, self.policy.timeout_text)
-                self._post_fault(TurnTimeout(f"turn {turn.id} ran past "
-                                             f"{self.policy.turn_timeout} s"), "timeout", turn)
+            if turn.scope.cancelled_caught:
+                if turn.cause is None:
+                    turn.cause = "timeout"
+                    await self._close_with(turn, self.policy.timeout_text)
+                    self._post_fault(TurnTimeout(f"turn {turn.id} ran past "
+                                                 f"{self.policy.turn_timeout} s"),
+                                     "timeout", turn)
+                else:
+                    await self._after_stop(turn)
         except ActorCrash:
             raise
         except Exception as exc:
@@ -257,28 +216,30 @@ class ConversationActor:
             if turn.spoken:
                 self._record("assistant", "".join(turn.spoken),
                              interrupted=turn.cause in ("interrupt", "preempt"))
-            if self.turn is turn:
-                self.turn = None
+            self.turn = None
             # idle time counts from the end of the last turn, not from when its message
             # was taken (review C11: a long turn ended the conversation right after it)
-            self._idle_since = trio.current_time()
+            self._idle_since = now = trio.current_time()
             if self.gate.running is turn:
                 self.gate.running = None
-            self._finished = turn
-            now = self._idle_since  # metrics: the time read just above
+            self.gate.settle(turn.id)
             self.cell.metrics.observe_turn(self.session, turn, now - started, now)
             tracing.end_turn(span, turn)  # tracing
-            turn.done.set()
-            if self._loop_has_work():
-                self.mailbox.nudge()
 
-    def _loop_has_work(self) -> bool:
-        """Whether the loop must wake now that a turn ended. When it is parked with an
-        empty mailbox and nothing follows a turn, it can learn of the end when the next
-        message wakes it: one scheduler round trip less per turn."""
-        return bool(len(self.mailbox) or self.session.pending_handoff_data is not None
-                    or self._crash is not None or self._draining
-                    or self.cell.stop_requested or self.policy.idle_timeout is not None)
+    async def _after_stop(self, turn: Turn) -> None:
+        """A turn stopped through the gate (barge-in, preemption) has ended."""
+        stopped_at = turn.stopped_at
+        if stopped_at is not None and trio.current_time() - stopped_at > self.policy.stop_timeout:
+            log.warning("conversation %s: turn %d took %.1f s to stop after being cancelled "
+                        "(does the app shield its work?)", self.session.conversation_id,
+                        turn.id, trio.current_time() - stopped_at)
+        if turn.close_reply:
+            # preempted mid-reply: the caller's side of the stream is closed with an
+            # empty final token before the next turn speaks (an acknowledgement just
+            # queued is not repeated: the outbox coalesces them)
+            turn.close_reply = False
+            turn.reply_open = False
+            await self.outbox.deliver(NO_TURN, "", last=True)
 
     async def _speak(self, turn: Turn, reply: Reply) -> None:
         if reply is None:
@@ -320,10 +281,6 @@ class ConversationActor:
             turn.reply_open = False
             await self.outbox.deliver(turn.id, text, last=True)
 
-    async def _after_turn(self, turn: Turn) -> bool:
-        """Runs in the actor loop after each turn. True when the actor must stop."""
-        return await self._hand_off_if_requested()
-
     async def _hand_off_if_requested(self) -> bool:
         """Hand off if ``session.request_handoff`` was called (in a turn or a hook) and
         no turn is running. True when the actor must stop."""
@@ -340,14 +297,12 @@ class ConversationActor:
 
     async def _interrupt(self, message: Interruption) -> None:
         self.cell.stats.interrupts += 1
-        through = message.through
-        if through is None:  # not handed over through the cell: stop the replies now
-            through = self.gate.interrupt()
+        if message.through is None:  # not handed over through the cell: stop them now
+            self.gate.interrupt()
         if not message.acknowledged:
             await self.outbox.deliver(NO_TURN, "", last=True)
-        turn = self.turn
-        if turn is not None and turn.id <= through:
-            await self._wait_done(turn)  # its words are in the history once it is done
+        # the turns it stopped have ended (turns run inline), so their words are in the
+        # history
         self._record_heard(message.heard)
         await self._hook(self.agent.interrupted, self.session, message)
 

@@ -15,8 +15,8 @@ applies to the reply of every prompt read before it on the same socket**, starte
 not; a prompt read after it is answered as usual. That is what the caller experiences on
 the wire: the acknowledgement (an empty final ``text`` token) is queued in the same
 synchronous step, after the retraction, so no frame of a stopped turn can follow it.
-Preemption (a new prompt while a turn runs) raises the barrier to just below the new
-prompt's id.
+Preemption (busy policy ``preempt``: a new prompt handed over while an earlier one runs
+or waits) raises the barrier to just below the new prompt's id, in the same step.
 
 The gate is owned by the conversation's cell, so it outlives a crashed actor
 incarnation: frames queued by a turn of the crashed incarnation are still retracted by an
@@ -55,10 +55,11 @@ class Turn:
 
     id: int
     scope: trio.CancelScope
-    done: trio.Event = attrs.field(factory=trio.Event)
     cause: str | None = None
     spoken: list[str] = attrs.field(factory=list)
     reply_open: bool = False
+    #: preempted mid-reply: the stream is closed with an empty final token when it ends
+    close_reply: bool = False
     #: metrics: when the first token went out, and when the turn was stopped (None: not)
     first_at: float | None = None
     stopped_at: float | None = None
@@ -67,12 +68,15 @@ class Turn:
 class ReplyGate:
     """See the module docstring. One per conversation."""
 
-    __slots__ = ("_outbox", "barrier", "issued", "running")
+    __slots__ = ("_outbox", "barrier", "issued", "running", "settled")
 
     def __init__(self, outbox: _Retracting) -> None:
         self._outbox = outbox
         self.issued = NO_TURN
         self.barrier = NO_TURN
+        #: the newest turn that has run or was skipped: turns after it up to ``issued``
+        #: are queued or running
+        self.settled = NO_TURN
         self.running: Turn | None = None
 
     def issue(self) -> int:
@@ -101,6 +105,23 @@ class ReplyGate:
             turn.scope.cancel()
         self._outbox.retract_through(self.barrier)
         return stopped
+
+    def settle(self, turn_id: int) -> None:
+        """The actor is done with ``turn_id`` (it ran, or was skipped)."""
+        if turn_id > self.settled:
+            self.settled = turn_id
+
+    def preempt(self, newer: int) -> bool:
+        """Busy policy ``preempt``: the turn ``newer`` was just issued; stop every
+        earlier turn that is running or still queued (the newest prompt wins). Turns
+        that have ended keep their queued frames. Returns whether anything was stopped."""
+        if self.settled >= newer - 1 or newer - 1 <= self.barrier:
+            return False
+        turn = self.running
+        if turn is not None and turn.reply_open and self.is_open(turn.id):
+            turn.close_reply = True
+        self.stop_through(newer - 1, "preempt")
+        return True
 
     def interrupt(self) -> int:
         """Barge-in: stop the replies of every prompt issued so far. Returns the barrier."""

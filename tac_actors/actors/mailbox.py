@@ -63,6 +63,11 @@ class Mailbox(Generic[T]):
     def __len__(self) -> int:
         return len(self._items)
 
+    @property
+    def urgent_queued(self) -> int:
+        """How many urgent messages are queued."""
+        return self._urgent
+
     def _has_room(self, urgent: bool) -> bool:
         return self._urgent < self.urgent_capacity if urgent else self._normal < self.capacity
 
@@ -80,6 +85,17 @@ class Mailbox(Generic[T]):
         else:
             self._normal += 1
         self._readers.unpark_all()
+
+    def replace_last(self, item: T, match: Callable[[T], bool]) -> bool:
+        """Put ``item`` in place of the newest queued message when it is a normal one
+        and ``match`` accepts it (a newer version of the same advisory message).
+        Returns whether it did; nothing is queued otherwise."""
+        if self._items and not self._closed:
+            urgent, last = self._items[-1]
+            if not urgent and match(last):
+                self._items[-1] = (False, item)
+                return True
+        return False
 
     async def send(self, item: T, *, urgent: bool = False) -> None:
         """Enqueue ``item``, waiting while its lane is full.

@@ -206,7 +206,9 @@ class VoiceChannel:
                     data = await transport.receive()
                 except TransportClosed:
                     return None
-                await budget.spend(1 + len(data) // 1024)
+                wait = budget.spend(1 + len(data) // 1024)
+                if wait:
+                    await trio.sleep(wait)
                 try:
                     if isinstance(data, bytes):
                         conn.receive_bytes(data)
@@ -255,15 +257,19 @@ class _FrameBudget:
         self.tokens = float(burst)
         self.last = trio.current_time()
 
-    async def spend(self, weight: int) -> None:
+    def spend(self, weight: int) -> float:
+        """Take ``weight`` tokens; returns how long to wait before reading on (0: none).
+        Synchronous, so the common case costs no coroutine."""
         rate = self.rate
         if rate is None:
-            return
+            return 0.0
         now = trio.current_time()
-        self.tokens = min(self.burst, self.tokens + (now - self.last) * rate) - weight
+        tokens = self.tokens + (now - self.last) * rate
+        if tokens > self.burst:
+            tokens = self.burst
+        self.tokens = tokens = tokens - weight
         self.last = now
-        if self.tokens < 0:
-            await trio.sleep(-self.tokens / rate)
+        return -tokens / rate if tokens < 0 else 0.0
 
 
 def _post(cell: ActorCell, message: Message) -> None:
