@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
+from functools import partial
 from typing import Any
 
 import httpx
@@ -186,7 +187,7 @@ class Runtime:
                 self._linked[sid] = trio.Event()
             # an ended call holds nothing here (review C7/D3): the action callback that may
             # follow finds no live session either way
-            cell.call_when_stopped(lambda: self._forget_call(sid, cell))
+            cell.call_when_stopped(partial(self._forget_call, sid, cell))  # lighter than a closure
 
     def _forget_call(self, sid: str, cell: ActorCell) -> None:
         if self._calls.get(sid) is cell:

@@ -94,11 +94,10 @@ class ConversationActor:
         while True:
             if self.cell.stop_requested:
                 return
-            try:
-                message = self.mailbox.receive_nowait(
-                    _urgent_or_interruption if self._draining
-                    else is_urgent if self.mailbox.urgent_queued else None)
-            except trio.WouldBlock:
+            message = self.mailbox.take(
+                _urgent_or_interruption if self._draining
+                else is_urgent if self.mailbox.urgent_queued else None)
+            if message is None:
                 if self._draining or self.mailbox.closed:
                     return
                 if self.policy.idle_timeout is None:

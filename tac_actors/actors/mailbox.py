@@ -131,6 +131,15 @@ class Mailbox(Generic[T]):
 
         Raises :class:`trio.WouldBlock` when there is none.
         """
+        item = self.take(select)
+        if item is None:
+            raise trio.WouldBlock
+        return item
+
+    def take(self, select: Callable[[T], bool] | None = None) -> T | None:
+        """Like :meth:`receive_nowait`, but ``None`` when there is no such message (an
+        actor parks right after: a caught exception would stay alive with its traceback
+        for as long as it waits)."""
         for index, (urgent, item) in enumerate(self._items):
             if select is None or select(item):
                 del self._items[index]
@@ -142,7 +151,7 @@ class Mailbox(Generic[T]):
                 if self._writers:
                     self._writers.unpark_all()
                 return item
-        raise trio.WouldBlock
+        return None
 
     async def wait_readable(self) -> None:
         """Wait until a message is sent or :meth:`nudge` is called. Returns at once if
