@@ -107,7 +107,8 @@ class ConversationActor:
                 else:
                     await self._wait_or_idle_out(self.policy.idle_timeout)
                 continue
-            self._idle_since = trio.current_time()
+            if self.policy.idle_timeout is not None:
+                self._idle_since = trio.current_time()
             await self._dispatch(message)
             if await self._hand_off_if_requested():
                 return  # requested in a turn or a hook
@@ -171,21 +172,22 @@ class ConversationActor:
             await trio.lowlevel.checkpoint()
             return
         timeout = self.policy.turn_timeout
-        deadline = math.inf if timeout is None else trio.current_time() + timeout
-        turn = Turn(turn_id, trio.CancelScope(deadline=deadline))
+        started = trio.current_time()
+        turn = Turn(turn_id, trio.CancelScope(
+            deadline=math.inf if timeout is None else started + timeout))
         self.turn = turn
         self.gate.running = turn
         # the app's code (and the tasks it starts) sees its turn; hooks outside turns
         # see none
         token = CURRENT_TURN.set(turn_id)
         try:
-            await self._turn_body(turn, work)
+            await self._turn_body(turn, work, started)
         finally:
             CURRENT_TURN.reset(token)
 
-    async def _turn_body(self, turn: Turn, work: Callable[[], Awaitable[Reply]]) -> None:
+    async def _turn_body(self, turn: Turn, work: Callable[[], Awaitable[Reply]],
+                         started: float) -> None:
         self.cell.stats.turns += 1
-        started = trio.current_time()  # metrics
         span = tracing.start_turn(self.cell, turn)  # tracing: None when not traced
         try:
             with turn.scope:

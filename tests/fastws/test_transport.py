@@ -4,21 +4,26 @@ hand, so the tests control exactly what is in the kernel's buffers."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import hypothesis
+import hypothesis.strategies
+import pytest
 import trio
 import trio.testing
 from websockets.client import ClientProtocol
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
+from websockets.protocol import State
 from websockets.server import ServerProtocol
 from websockets.uri import parse_uri
 
 from tac_actors.channels.transport import TransportClosed
-from tac_actors.server.fastws import PARSE_SLICE, YIELD_EVERY, FastTransport
+from tac_actors.server.fastws import PARSE_SLICE, YIELD_EVERY, FastTransport, text_frame
 from tac_actors.testing.fairness import schedule_passes
 
 
@@ -57,7 +62,7 @@ class Peer:
 
 
 @asynccontextmanager
-async def connected() -> AsyncIterator[tuple[FastTransport, Peer]]:
+async def connected(max_size: int | None = 2**20) -> AsyncIterator[tuple[FastTransport, Peer]]:
     server_sock, client_sock = socket.socketpair()
     for sock in (server_sock, client_sock):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
@@ -66,7 +71,7 @@ async def connected() -> AsyncIterator[tuple[FastTransport, Peer]]:
     stream = trio.SocketStream(trio.socket.from_stdlib_socket(server_sock))
     client = ClientProtocol(parse_uri("ws://test/ws"))
     client.send_request(client.connect())
-    server = ServerProtocol()
+    server = ServerProtocol(max_size=max_size)
     server.receive_data(b"".join(client.data_to_send()))
     request = server.events_received()[0]
     server.send_response(server.accept(request))  # type: ignore[arg-type]
@@ -206,3 +211,84 @@ async def test_a_lone_surrogate_is_sent_escaped_not_a_crash() -> None:
         await transport.send_many(['{"type":"text","token":"a\ud800","last":true}'])
         texts = [json.loads(f.data) for f in peer.read_frames() if f.opcode is Opcode.TEXT]
     assert [t["token"] for t in texts] == ["\ud83d", "a\ud800"]
+
+
+@hypothesis.settings(max_examples=60, deadline=None)
+@hypothesis.given(text=hypothesis.strategies.text(max_size=300),
+                  pad=hypothesis.strategies.sampled_from([0, 125, 126, 65535, 65536, 70000]))
+def test_our_text_frames_are_what_the_protocol_object_writes(text: str, pad: int) -> None:
+    payload = (text + "x" * max(0, pad - len(text.encode()))).encode()
+    server = ServerProtocol()
+    server.state = State.OPEN
+    server.send_text(payload)
+    assert text_frame(payload) == b"".join(server.data_to_send())
+
+
+_FRAMES = hypothesis.strategies.lists(
+    hypothesis.strategies.one_of(
+        hypothesis.strategies.tuples(
+            hypothesis.strategies.just("text"),
+            hypothesis.strategies.text(max_size=40),
+            hypothesis.strategies.sampled_from([0, 0, 0, 125, 126, 65535, 65536]),
+            hypothesis.strategies.booleans()),  # fragmented
+        hypothesis.strategies.tuples(hypothesis.strategies.just("ping")),
+    ), min_size=1, max_size=8)
+
+
+@hypothesis.settings(max_examples=40, deadline=None)
+@hypothesis.given(frames=_FRAMES, cuts=hypothesis.strategies.lists(
+    hypothesis.strategies.integers(min_value=1, max_value=70000), max_size=6))
+def test_any_mix_of_frames_and_read_boundaries_gives_the_same_messages(
+        frames: list[tuple[object, ...]], cuts: list[int]) -> None:
+    """Complete text frames are parsed by the transport itself, everything else by the
+    protocol object from the first other frame on: whatever the mix and wherever the
+    reads split the stream, the messages come out whole and in order."""
+    async def main() -> None:
+        async with connected() as (transport, peer):
+            expected: list[str] = []
+            for frame in frames:
+                if frame[0] == "ping":
+                    peer.proto.send_ping(b"p")
+                    continue
+                _, text, pad, fragmented = frame
+                body = str(text) + "x" * int(pad)  # type: ignore[call-overload]
+                expected.append(body)
+                data = body.encode()
+                if fragmented and len(data) > 1:
+                    half = len(data) // 2
+                    peer.proto.send_text(data[:half], fin=False)
+                    peer.proto.send_continuation(data[half:], fin=True)
+                else:
+                    peer.proto.send_text(data)
+            wire = b"".join(peer.proto.data_to_send())
+            points = sorted({0, len(wire), *(c for c in cuts if c < len(wire))})
+            chunks = [wire[a:b] for a, b in itertools.pairwise(points)]
+
+            async def send() -> None:
+                for chunk in chunks:
+                    await trio.to_thread.run_sync(peer.sock.sendall, chunk)
+
+            got: list[str] = []
+            with trio.fail_after(20):
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(send)
+                    while len(got) < len(expected):
+                        message = await transport.receive()
+                        assert isinstance(message, str)
+                        got.append(message)
+            assert got == expected
+
+    trio.run(main)
+
+
+async def test_a_text_frame_past_max_size_closes_1009() -> None:
+    async with connected(max_size=1000) as (transport, peer):
+        peer.proto.send_text(b"x" * 900)
+        peer.proto.send_text(b"y" * 1001)
+        peer.sock.sendall(b"".join(peer.proto.data_to_send()))
+        with trio.fail_after(5):
+            assert await transport.receive() == "x" * 900
+            with pytest.raises(TransportClosed):
+                await transport.receive()
+        closes = [f for f in peer.read_frames() if f.opcode is Opcode.CLOSE]
+        assert closes and int.from_bytes(closes[0].data[:2], "big") == 1009
