@@ -214,8 +214,11 @@ class SimulatedTexter:
         """Change the conversation's status (ACTIVE, INACTIVE, CLOSED) and deliver the
         ``CONVERSATION_UPDATED`` webhook."""
         conversation = self._conversation()
+        changed = conversation["status"] != status
         conversation["status"] = status
         self.emulator.db.put("conversation", conversation)
+        if changed and status == "CLOSED":  # as the emulator's PUT route does
+            self.emulator.intelligence.conversation_closed(conversation["id"])
         return await self.post_event("CONVERSATION_UPDATED", conversation)
 
     async def close(self) -> WebhookResult:
