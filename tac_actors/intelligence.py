@@ -70,6 +70,8 @@ class OperatorProcessingResult:
         """The reference's ``model_dump()`` (snake_case keys)."""
         return attrs.asdict(self)
 
+    model_dump = to_json
+
 
 class IntelligenceProcessor:
     """Processes operator-result events for one configuration (see the module
