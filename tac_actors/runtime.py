@@ -135,6 +135,8 @@ class Runtime:
                 restart_limit=config.restart_limit, shutdown_grace=config.shutdown_grace,
                 metrics=metrics))
             runtime = cls(tac, supervisor, services)
+            if runtime.messaging is not None:
+                runtime.messaging.memory_store_id = store_id
             if config.intelligence is not None:
                 runtime.intelligence = IntelligenceProcessor(
                     config.intelligence, services.memory if services else None, store_id)
