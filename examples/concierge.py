@@ -22,6 +22,7 @@ import logging
 import re
 
 from tac_actors import TAC, ConversationSession, OperatorResultEvent, TACMemoryResponse
+from tac_actors.protocol.intelligence import summary_texts
 from tac_actors.tools import ToolCall, ToolRegistry
 from tac_actors.tools.builtins import (
     create_knowledge_tool,
@@ -52,8 +53,9 @@ async def on_intelligence(event: OperatorResultEvent,
             if session is not None and result.content == "negative":
                 session.metadata["offer_person"] = True  # seen by the next turn
             log.info("conversation %s: sentiment %s", event.conversation_id, result.content)
-        elif result.content:
-            log.info("conversation %s: %s", event.conversation_id, result.content)
+        elif result.content:  # the summary operator's JSON: {"summary": ...}
+            for summary in summary_texts(result.content):
+                log.info("conversation %s: %s", event.conversation_id, summary)
 
 
 async def run_tool(name: str, session: ConversationSession, **arguments: str) -> str:

@@ -87,6 +87,13 @@ class TAC(native.TAC):
                                                         conversation_id))
 
 
+    @trio_side
+    async def process_cintel_event(self, payload: Any) -> Any:
+        """As :meth:`tac_actors.TAC.process_cintel_event`; awaitable from asyncio and trio
+        code (its answer has the reference's ``model_dump()``)."""
+        return await super().process_cintel_event(payload)
+
+
 def _message_args(message: str, session: ConversationSession, memory: TACMemoryResponse
                   ) -> tuple[Any, ...]:
     return message, SessionView(session), MemoryView(memory)
