@@ -134,3 +134,30 @@ async def test_a_failing_hook_is_reported_to_on_error_and_the_webhook_answered()
     ((exc, context),) = errors
     assert isinstance(exc, ValueError) and context.phase == "hook"
     assert context.detail == "on_intelligence_result"
+
+
+async def test_tac_actors_text_close_triggers_the_emulators_intelligence() -> None:
+    """What ``tac-actors text --close`` does under ``tac-actors dev``: the remote texter
+    closes the conversation in the emulator, which runs its operators and POSTs them."""
+    from tac_actors.testing.remote_texter import DevInfo, RemoteTexter
+
+    seen: list[OperatorResultEvent] = []
+    arrived = trio.Event()
+    with trio.fail_after(20):
+        async with Emulator.running(seed=EXAMPLE_SEED) as emu:
+            tac = make_tac(emu, intelligence=INTELLIGENCE, auth_token=None)
+            tac.on_message_ready(lambda m, s, mem: "hi")
+
+            @tac.on_intelligence_result
+            async def results(event: OperatorResultEvent, session: Any) -> None:
+                seen.append(event)
+                arrived.set()
+
+            async with served(tac) as url, httpx.AsyncClient(timeout=10) as client:
+                emu.intelligence.set_target(url + "/ci-webhook")
+                info = DevInfo(emu.url, "conv_configuration_example", "+15550000000")
+                texter = RemoteTexter(client, url, info, address="+15551230001")
+                await texter.send("hello")
+                await texter.close()
+                await arrived.wait()
+    assert seen[0].conversation_id == texter.conversation_id
