@@ -2,18 +2,27 @@
 
 It greets callers it knows by name (profile traits), answers questions from the
 knowledge base (Enterprise Knowledge search), recalls what memory knows ("what do you
-remember about me?"), and hands over to a human on request (Studio handoff: on a call the
-last words are spoken, then ``end`` carries the context).
+remember about me?", with the last conversation's summary), and hands over to a human on
+request (Studio handoff: on a call the last words are spoken, then ``end`` carries the
+context).
+
+Conversation Intelligence (``CONVERSATION_INTELLIGENCE_*``, set by ``tac-actors dev``):
+summaries land in Memory by themselves, so the next conversation recalls them; this app
+logs each conversation's summary and sentiment, and when a real-time sentiment operator
+finds a live conversation negative, it offers a person in its next answer.
 
     tac-actors dev examples/concierge.py:tac          # with the local Twilio emulator
     tac-actors call ws://127.0.0.1:8000/ws --from +15551230001 --say "what are your hours?"
+    tac-actors text --say "hello" --say "thanks, great help" --close   # then see the log
 """
 
 from __future__ import annotations
 
+import logging
 import re
 
-from tac_actors import TAC, ConversationSession, TACMemoryResponse
+from tac_actors import TAC, ConversationSession, OperatorResultEvent, TACMemoryResponse
+from tac_actors.protocol.intelligence import summary_texts
 from tac_actors.tools import ToolCall, ToolRegistry
 from tac_actors.tools.builtins import (
     create_knowledge_tool,
@@ -31,6 +40,22 @@ tools = ToolRegistry([
 GREETING = re.compile(r"^\s*(hi|hello|hey|good (morning|afternoon|evening))\b", re.I)
 HUMAN = re.compile(r"\b(human|person|agent|representative|someone real)\b", re.I)
 RECALL = re.compile(r"\b(remember|last time|about me|my orders?)\b", re.I)
+log = logging.getLogger("concierge")
+OFFER = " If you'd rather talk to a person, just say so."
+
+
+@tac.on_intelligence_result
+async def on_intelligence(event: OperatorResultEvent,
+                          session: ConversationSession | None) -> None:
+    """Summaries are already in Memory; keep an eye on how the customer feels."""
+    for result in event.results:
+        if result.output_format == "CLASSIFICATION":
+            if session is not None and result.content == "negative":
+                session.metadata["offer_person"] = True  # seen by the next turn
+            log.info("conversation %s: sentiment %s", event.conversation_id, result.content)
+        elif result.content:  # the summary operator's JSON: {"summary": ...}
+            for summary in summary_texts(result.content):
+                log.info("conversation %s: %s", event.conversation_id, summary)
 
 
 async def run_tool(name: str, session: ConversationSession, **arguments: str) -> str:
@@ -41,6 +66,14 @@ async def run_tool(name: str, session: ConversationSession, **arguments: str) ->
 
 @tac.on_message_ready
 async def on_message(message: str, session: ConversationSession,
+                     memory: TACMemoryResponse) -> str:
+    answer = await answer_for(message, session, memory)
+    if session.metadata.pop("offer_person", False) and not HUMAN.search(message):
+        answer += OFFER
+    return answer
+
+
+async def answer_for(message: str, session: ConversationSession,
                      memory: TACMemoryResponse) -> str:
     name = session.profile.trait("Contact", "firstName") if session.profile else None
     hello = f"{name}, " if name and len(session.history) <= 1 else ""
@@ -55,8 +88,10 @@ async def on_message(message: str, session: ConversationSession,
         if not memory.observations and not memory.summaries:
             return f"{hello}I don't have anything on file about you yet."
         facts = " ".join(o.content for o in memory.observations[:2])
-        return f"{hello}here is what I remember: {facts}" if hello else \
-            f"Here is what I remember: {facts}"
+        if memory.summaries:  # written by Conversation Intelligence after a conversation
+            facts += f" Last time: {memory.summaries[0].content}"
+        return f"{hello}here is what I remember: {facts.strip()}" if hello else \
+            f"Here is what I remember: {facts.strip()}"
     result = await run_tool("search_knowledge", session, query=message)
     found = re.search(r'"content":\s*"((?:[^"\\]|\\.)*)"', result)
     if not found:

@@ -8,11 +8,13 @@ from tac_actors.config import (
     BusyPolicy,
     ChannelPolicy,
     HTTPConfig,
+    IntelligenceConfig,
     MemoryConfig,
     RestartLimit,
     TACConfig,
 )
 from tac_actors.memory import TACMemoryResponse
+from tac_actors.protocol.intelligence import OperatorResult, OperatorResultEvent
 from tac_actors.session import AuthorInfo, Channel, ConversationSession, HistoryEntry, Profile
 from tac_actors.tac import TAC
 
@@ -29,8 +31,11 @@ __all__ = [
     "ErrorContext",
     "HTTPConfig",
     "HistoryEntry",
+    "IntelligenceConfig",
     "Interruption",
     "MemoryConfig",
+    "OperatorResult",
+    "OperatorResultEvent",
     "Profile",
     "RestartLimit",
     "TACConfig",

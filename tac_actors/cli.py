@@ -20,7 +20,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -79,7 +79,8 @@ def load_app(spec: str) -> TAC:
 
 
 async def _serve(tac: TAC, host: str, port: int, spec: str,
-                 caller_hint: str | None = None, engine: str = "fast") -> None:
+                 caller_hint: str | None = None, engine: str = "fast",
+                 on_bound: Callable[[list[str]], None] | None = None) -> None:
     from tac_actors.server import serve
 
     stop = trio.Event()
@@ -92,6 +93,8 @@ async def _serve(tac: TAC, host: str, port: int, spec: str,
             tac, host, port, engine=engine,  # type: ignore[arg-type]
             shutdown_trigger=trigger, task_status=task_status))
         _print_banner(tac, spec, binds, port, caller_hint)
+        if on_bound is not None:
+            on_bound(binds)
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for _ in signals:
                 print("tac-actors: stopping (conversations get "
@@ -138,7 +141,7 @@ def _print_banner(tac: TAC, spec: str, binds: list[str], port: int,
 
 
 async def _dev(spec: str, host: str, port: int, emulator_port: int, seed: str | None) -> None:
-    from tac_actors.emulator import serve_emulator
+    from tac_actors.emulator import intelligence, serve_emulator
     from tac_actors.emulator.seed import EXAMPLE_SEED, read_seed
 
     seed_path = seed or str(EXAMPLE_SEED)
@@ -156,6 +159,9 @@ async def _dev(spec: str, host: str, port: int, emulator_port: int, seed: str | 
             defaults["TWILIO_CONVERSATION_CONFIGURATION_ID"] = data["configurations"][0]["id"]
         if data.get("knowledgeBases"):
             defaults["TWILIO_KNOWLEDGE_BASE_ID"] = data["knowledgeBases"][0]["id"]
+        defaults["CONVERSATION_INTELLIGENCE_CONFIGURATION_ID"] = intelligence.CONFIGURATION_ID
+        defaults["CONVERSATION_INTELLIGENCE_SUMMARY_OPERATOR_SID"] = (
+            intelligence.SUMMARY_OPERATOR_SID)
         for name, value in defaults.items():
             os.environ.setdefault(name, value)
         os.environ["TAC_SERVICES_URL"] = emulator.url
@@ -164,7 +170,20 @@ async def _dev(spec: str, host: str, port: int, emulator_port: int, seed: str | 
         people = [p for store in data.get("memoryStores", []) for p in store.get("profiles", [])]
         phone = next((p["traits"].get("Contact", {}).get("phone") for p in people
                       if p.get("traits", {}).get("Contact", {}).get("phone")), None)
-        await _serve(tac, host, port, spec, caller_hint=phone)
+
+        def bound(binds: list[str]) -> None:
+            # the emulator's Conversation Intelligence posts its operator results here
+            # when a conversation closes (`tac-actors text --close`)
+            settings = tac.config.intelligence
+            if settings is None or not binds:
+                return
+            base = binds[0].replace("0.0.0.0", "127.0.0.1").replace("[::]", "[::1]")
+            emulator.intelligence.set_target(base + settings.webhook_path,
+                                             tac.config.auth_token)
+            print(f"  Intelligence  : POST {base}{settings.webhook_path} (the emulator "
+                  "sends operator results when a conversation closes)", flush=True)
+
+        await _serve(tac, host, port, spec, caller_hint=phone, on_bound=bound)
         nursery.cancel_scope.cancel()
 
 
@@ -247,7 +266,7 @@ async def _call_session(url: str, says: Sequence[str], auth_token: str | None,
 
 async def _text(url: str, says: Sequence[str], *, from_: str, channel: str,
                 auth_token: str | None, emulator: str | None, configuration: str | None,
-                agent: str | None, wait: float) -> None:
+                agent: str | None, wait: float, close: bool = False) -> None:
     import httpx
 
     from tac_actors.testing.remote_texter import DevInfo, RemoteTexter
@@ -269,9 +288,15 @@ async def _text(url: str, says: Sequence[str], *, from_: str, channel: str,
             for reply in replies:
                 print(f"agent < {reply}", flush=True)
 
+        async def finish() -> None:
+            if close and texter.conversation_id is not None:
+                await texter.close()
+                print(f"(conversation {texter.conversation_id} closed)", flush=True)
+
         if says:
             for text in says:
                 await exchange(text)
+            await finish()
             return
         print(f"texting {url} by {channel} as {from_}; an empty line or Ctrl-D stops",
               flush=True)
@@ -279,6 +304,7 @@ async def _text(url: str, says: Sequence[str], *, from_: str, channel: str,
         while True:
             line = (await stdin.readline()).strip()
             if not line:
+                await finish()
                 return
             await exchange(line)
 
@@ -336,6 +362,9 @@ def _parser() -> argparse.ArgumentParser:
     text.add_argument("--configuration", default=None,
                       help="conversation configuration id (with --emulator)")
     text.add_argument("--agent", default=None, help="the agent's address (with --emulator)")
+    text.add_argument("--close", action="store_true",
+                      help="close the conversation at the end (the emulator then sends "
+                      "Conversation Intelligence results to the server)")
     top = sub.add_parser("top", help="a live view of a server: conversations, latency, "
                          "errors")
     top.add_argument("url", nargs="?", default="http://127.0.0.1:8000",
@@ -442,7 +471,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 trio.run(partial(_text, args.url, args.say, from_=args.from_,
                                  channel=args.channel, auth_token=args.auth_token,
                                  emulator=args.emulator, configuration=args.configuration,
-                                 agent=args.agent, wait=args.wait))
+                                 agent=args.agent, wait=args.wait, close=args.close))
             except TextingError as exc:
                 print(f"tac-actors: {exc}", file=sys.stderr)
                 return 1

@@ -18,6 +18,7 @@ __all__ = [
     "BusyPolicy",
     "ChannelPolicy",
     "HTTPConfig",
+    "IntelligenceConfig",
     "MemoryConfig",
     "RestartLimit",
     "TACConfig",
@@ -111,6 +112,46 @@ class MemoryConfig:
             value = getattr(self, name)
             if not 0 <= value <= 100:
                 raise ValueError(f"memory {name} must be within 0..100, got {value}")
+
+
+@attrs.frozen(kw_only=True)
+class IntelligenceConfig:
+    """Conversation Intelligence (the reference's ``ConversationIntelligenceConfig``).
+
+    Operator-result webhooks for another ``configuration_id`` are answered and skipped.
+    Results of the ``summary_operator_sid`` operator become conversation summaries in
+    Memory, on the profile of each CUSTOMER participant; every result of the
+    configuration reaches the app's ``on_intelligence_result`` hook. ``webhook_path`` is
+    the signed route the results are POSTed to (the reference's
+    ``TACServerConfig.cintel_webhook_path``)."""
+
+    configuration_id: str
+    summary_operator_sid: str | None = None
+    webhook_path: str = "/ci-webhook"
+
+    def __attrs_post_init__(self) -> None:
+        if not self.configuration_id.strip():
+            raise ValueError("intelligence configuration_id must not be blank")
+        if not self.webhook_path.startswith("/"):
+            raise ValueError(f"intelligence webhook_path must start with '/', got "
+                             f"{self.webhook_path!r}")
+        if self.summary_operator_sid is not None and not self.summary_operator_sid.strip():
+            object.__setattr__(self, "summary_operator_sid", None)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> IntelligenceConfig | None:
+        """``CONVERSATION_INTELLIGENCE_CONFIGURATION_ID`` (unset: ``None``, no route),
+        ``CONVERSATION_INTELLIGENCE_SUMMARY_OPERATOR_SID`` (blank: no summaries) and
+        ``CONVERSATION_INTELLIGENCE_WEBHOOK_PATH`` (default ``/ci-webhook``)."""
+        env = os.environ if environ is None else environ
+        configuration = env.get("CONVERSATION_INTELLIGENCE_CONFIGURATION_ID", "").strip()
+        if not configuration:
+            return None
+        return cls(configuration_id=configuration,
+                   summary_operator_sid=env.get(
+                       "CONVERSATION_INTELLIGENCE_SUMMARY_OPERATOR_SID", "").strip() or None,
+                   webhook_path=env.get("CONVERSATION_INTELLIGENCE_WEBHOOK_PATH", "").strip()
+                   or "/ci-webhook")
 
 
 def _addresses(value: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
@@ -224,6 +265,8 @@ class TACConfig:
     service_urls: Mapping[str, str] = attrs.field(factory=dict)
 
     memory: MemoryConfig = MemoryConfig()
+    #: Conversation Intelligence operator results (``None``: no route)
+    intelligence: IntelligenceConfig | None = None
     voice_policy: ChannelPolicy = VOICE_POLICY
     messaging_policy: ChannelPolicy = MESSAGING_POLICY
     restart_limit: RestartLimit = RestartLimit()
@@ -309,6 +352,7 @@ class TACConfig:
             "asyncio": _flag("TAC_ASYNCIO", get("TAC_ASYNCIO")),
             "worker_threads": int(number("TAC_WORKER_THREADS", int, 40)),
             "memory": memory,
+            "intelligence": IntelligenceConfig.from_env(env),
             "http": HTTPConfig.from_env(env),
         }
         values.update(overrides)

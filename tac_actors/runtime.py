@@ -32,6 +32,7 @@ from tac_actors.channels.outbound import (
     start_text_conversation,
 )
 from tac_actors.channels.voice import VoiceChannel
+from tac_actors.intelligence import IntelligenceProcessor
 from tac_actors.memory.retrieval import OrchestratorMemory, fetch_orchestrator_config
 from tac_actors.metrics import RuntimeMetrics
 from tac_actors.protocol.twiml import ConversationRelayOptions
@@ -101,6 +102,8 @@ class Runtime:
         self.metrics = supervisor.metrics if isinstance(supervisor.metrics, RuntimeMetrics) \
             else RuntimeMetrics()
         self._linked: dict[str, trio.Event] = {}
+        #: Conversation Intelligence operator results (``config.intelligence`` set)
+        self.intelligence: IntelligenceProcessor | None = None
 
     @classmethod
     @asynccontextmanager
@@ -115,6 +118,7 @@ class Runtime:
         config = tac.config
         async with AsyncExitStack() as stack:
             services: TwilioServices | None = None
+            store_id: str | None = None
             if config.orchestrator_enabled:
                 services = await stack.enter_async_context(
                     TwilioServices.open(config, transport=transport))
@@ -132,6 +136,11 @@ class Runtime:
                 restart_limit=config.restart_limit, shutdown_grace=config.shutdown_grace,
                 metrics=metrics))
             runtime = cls(tac, supervisor, services)
+            if runtime.messaging is not None:
+                runtime.messaging.memory_store_id = store_id
+            if config.intelligence is not None:
+                runtime.intelligence = IntelligenceProcessor(
+                    config.intelligence, services.memory if services else None, store_id)
             if runtime.messaging is not None:
                 # backlogs and reconcile; cancelled first on the way out (the exit stack
                 # unwinds in reverse), before the supervisor drains
@@ -254,6 +263,19 @@ class Runtime:
             await cell.send(SessionUpdate(changes))
         except trio.ClosedResourceError:
             pass  # the call ended meanwhile
+
+    def live_session(self, conversation_id: str) -> ConversationSession | None:
+        """The live session of a conversation on this node (by Orchestrator conversation
+        id, or CallSid), or ``None``."""
+        cell = self.supervisor.get(conversation_id)
+        if cell is not None and not cell.stopped.is_set():
+            return cell.session
+        for cell in self.supervisor:
+            session = cell.session
+            if conversation_id in (session.conversation_id, session.call_sid) \
+                    and not cell.stopped.is_set():
+                return session
+        return None
 
     def session_by_call_sid(self, call_sid: str) -> ConversationSession | None:
         """The live session of a call, or ``None`` once it has ended."""

@@ -14,11 +14,14 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import attrs
 
 from tac_actors.asyncio_bridge import trio_side
+
+if TYPE_CHECKING:
+    from tac_actors.protocol.intelligence import OperatorResult
 
 __all__ = [
     "AuthorInfo",
@@ -121,6 +124,9 @@ class ConversationSession:
     metadata: dict[str, Any] = attrs.field(factory=dict)
     history: list[HistoryEntry] = attrs.field(factory=list)
     pending_handoff_data: str | None = None
+    #: Conversation Intelligence operator results received while this conversation
+    #: runs (real-time operators), oldest first, the latest 20
+    intelligence: list[OperatorResult] = attrs.field(factory=list)
     _controls: Controls | None = attrs.field(default=None, repr=False, alias="controls")
 
     # -- what an app can do to the live conversation -------------------------------------

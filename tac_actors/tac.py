@@ -15,6 +15,7 @@ import attrs
 import trio
 
 from tac_actors import tracing
+from tac_actors._logsafe import excerpt
 from tac_actors.actors import Digits, ErrorContext, Interruption, PartialUtterance, Utterance
 from tac_actors.actors.agent import Reply
 from tac_actors.asyncio_bridge import AsyncioBridge
@@ -27,6 +28,7 @@ from tac_actors.usercode import Hook, call_hook
 
 if TYPE_CHECKING:
     from tac_actors.channels.outbound import OutboundResult
+    from tac_actors.intelligence import OperatorProcessingResult
     from tac_actors.realtime.options import MediaStreamOptions, RealtimeOptions
     from tac_actors.runtime import Runtime
     from tac_actors.services import TwilioServices
@@ -60,11 +62,16 @@ class TAC:
     * ``on_conversation_ended(session)``: exactly once per conversation.
     * ``on_error(exc, context)``: every contained error (failed turn, timeout, hook
       failure, actor crash, protocol violation), with an :class:`ErrorContext`.
+    * ``on_intelligence_result(event, session)``: Conversation Intelligence operator
+      results (an :class:`~tac_actors.protocol.intelligence.OperatorResultEvent`) of the
+      configured intelligence configuration, after summaries were written to Memory;
+      ``session`` is the conversation's live session on this node, or ``None`` (the
+      usual case for post-conversation results).
     """
 
     def __init__(self, config: TACConfig | Mapping[str, Any] | None = None, *,
                  twiml_options: ConversationRelayOptions | None = None,
-                 memory_mode: str = "once",
+                 memory_mode: str | Mapping[str, str] = "once",
                  messaging: MessagingOptions | None = None,
                  asyncio: bool | None = None,
                  realtime: RealtimeOptions | None = None) -> None:
@@ -87,14 +94,17 @@ class TAC:
         self._error: Hook | None = None
         self._handoff: Hook | None = None
         self._twiml: Hook | None = None
+        self._intelligence: Hook | None = None
         #: the asyncio loop async callbacks run on, while an asyncio-mode runtime runs
         self.bridge: AsyncioBridge | None = None
         #: caps sync callbacks running in worker threads (``config.worker_threads``)
         self.thread_limiter = trio.CapacityLimiter(config.worker_threads)
         #: Orchestrator mode: ``"once"`` fetches memory on the first turn of a
         #: conversation and caches it, ``"always"`` on every turn (with the message as the
-        #: query), ``"never"`` hands callbacks empty memory (use :meth:`retrieve_memory`)
-        self.memory_mode = memory_mode
+        #: query), ``"never"`` hands callbacks empty memory (use :meth:`retrieve_memory`).
+        #: A mapping sets it per channel: ``{"voice": "always", "sms": "never",
+        #: "default": "once"}`` (channels not named use ``"default"``, else ``"once"``)
+        self.memory_mode: str | Mapping[str, str] = memory_mode
         self.memory_provider: MemoryProvider = NoMemory()
         #: the Twilio service clients while the server runs in Orchestrator mode
         self.services: TwilioServices | None = None
@@ -148,6 +158,13 @@ class TAC:
         self._twiml = Hook(fn, "on_inbound_call")
         return fn
 
+    def on_intelligence_result(self, fn: F) -> F:
+        """``fn(event, session)``: see the class docstring; its return value is ignored.
+        A failure is logged and reported to ``on_error`` (phase ``"hook"``); the webhook
+        is answered either way."""
+        self._intelligence = Hook(fn, "on_intelligence_result")
+        return fn
+
     async def run_hook(self, hook: Hook, *args: Any) -> Any:
         """Call a registered callback in this TAC's mode (see :mod:`tac_actors.usercode`)."""
         return await call_hook(hook, self.bridge, self.thread_limiter, *args)
@@ -158,15 +175,53 @@ class TAC:
         """True in Orchestrator mode (a conversation configuration id is set)."""
         return self.config.orchestrator_enabled
 
-    async def retrieve_memory(self, session: ConversationSession, query: str | None = None
-                              ) -> TACMemoryResponse:
+    async def retrieve_memory(self, session: ConversationSession, query: str | None = None,
+                              conversation_id: str | None = None) -> TACMemoryResponse:
         """Memory for ``session``, looked up now with ``query`` whatever ``memory_mode``
-        (empty in ConversationRelay-only mode). Never raises for a service failure: it
-        falls back as documented on the memory provider."""
+        and its cache (empty in ConversationRelay-only mode). ``conversation_id`` goes to
+        Memory's recall as is (as in the reference: with it and no query, Memory infers
+        a query from that conversation, which is slow). Never raises for a service
+        failure: it falls back as documented on the memory provider."""
         fetch = getattr(self.memory_provider, "fetch", None)
         if fetch is not None:
-            return await fetch(session, query)  # type: ignore[no-any-return]
+            return await fetch(  # type: ignore[no-any-return]
+                session, query, conversation_id=conversation_id)
         return await self.memory_provider.retrieve(session, query)
+
+    async def process_cintel_event(self, payload: bytes | str | Mapping[str, Any]
+                                   ) -> OperatorProcessingResult:
+        """Process one Conversation Intelligence operator-results webhook payload (what
+        the signed ``config.intelligence.webhook_path`` route does): write summaries to
+        Memory, attach the results to the live session, then call
+        ``on_intelligence_result``. Raises
+        :class:`~tac_actors.protocol.errors.ProtocolError` for a malformed payload,
+        :class:`ValueError` without ``config.intelligence`` and :class:`RuntimeError`
+        when the runtime is not running."""
+        from tac_actors.protocol.intelligence import parse_operator_results
+
+        if self.config.intelligence is None:
+            raise ValueError("Conversation Intelligence is not configured: set "
+                             "CONVERSATION_INTELLIGENCE_CONFIGURATION_ID (config.intelligence)")
+        runtime = self.runtime
+        if runtime is None or runtime.intelligence is None:
+            raise RuntimeError("process_cintel_event needs the TAC runtime running")
+        event = parse_operator_results(payload)
+        session = runtime.live_session(event.conversation_id)
+        result = await runtime.intelligence.process(event, session)
+        if self._intelligence is not None and runtime.intelligence.matches(event):
+            try:
+                await self.run_hook(self._intelligence, event, session)
+            except Exception as exc:
+                log.exception("on_intelligence_result failed for conversation %s",
+                              excerpt(event.conversation_id, 80))
+                channel = str(session.channel) if session is not None else ""
+                try:
+                    await self.agent.error(exc, ErrorContext(
+                        event.conversation_id, channel, "hook", None,
+                        "on_intelligence_result"))
+                except Exception:
+                    log.exception("on_error failed")
+        return result
 
 
     async def start_conversation(

@@ -4,9 +4,11 @@ against the emulator (knowledge, memory, traits and handoff)."""
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 import trio
 
@@ -77,6 +79,41 @@ async def test_concierge_answers_from_knowledge_memory_and_hands_off(
     assert payload["profileId"] == "mem_profile_00000000000000000000000ada"
     assert payload["reason"].endswith("let me talk to a human please")
     assert "user: what are your opening hours?" in payload["summary"]
+
+
+async def test_concierge_uses_intelligence_results(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A real-time negative sentiment makes the next answer offer a person; closing the
+    conversation writes its summary to Memory and the app logs it (over loopback)."""
+    from tac_actors.emulator import intelligence
+    from tac_actors.testing import open_texter
+    from tests.messaging.conftest import served
+
+    caplog.set_level(logging.INFO, logger="concierge")
+    monkeypatch.setenv("CONVERSATION_INTELLIGENCE_CONFIGURATION_ID",
+                       intelligence.CONFIGURATION_ID)
+    monkeypatch.setenv("CONVERSATION_INTELLIGENCE_SUMMARY_OPERATOR_SID",
+                       intelligence.SUMMARY_OPERATOR_SID)
+    monkeypatch.setenv("TWILIO_PHONE_NUMBER", "+15550000000")
+    with trio.fail_after(20):
+        async with Emulator.running(seed=EXAMPLE_SEED) as emu:
+            tac = _concierge(emu, monkeypatch)
+            async with served(tac) as url, open_texter(url, emu) as texter:
+                emu.intelligence.set_target(url + "/ci-webhook")
+                await texter.send("my keyboard arrived broken, this is terrible")
+                await texter.read_reply()
+                async with httpx.AsyncClient() as client:  # a real-time operator run
+                    await client.post(f"{emu.url}/_emulator/intelligence/"
+                                      f"{texter.conversation_id}")
+                await emu.wait_until(lambda: emu.intelligence.events()[-1]["delivery"]
+                                     != "pending")
+                await texter.send("what are your opening hours?")
+                offered = (await texter.read_reply()).text
+                await texter.close()
+                await emu.wait_until(lambda: len(emu.created_summaries()) >= 2)
+    assert "Monday to Saturday" in offered and "talk to a person" in offered
+    assert "sentiment negative" in caplog.text
+    assert "The customer wrote 2 message(s)" in caplog.text
 
 
 async def test_openai_example_says_what_is_missing_without_a_key(

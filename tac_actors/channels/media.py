@@ -48,7 +48,7 @@ from tac_actors.protocol.errors import ProtocolError
 from tac_actors.protocol.media import MediaConnected, MediaStart, parse_media_event
 from tac_actors.realtime.model import ModelClosed
 from tac_actors.realtime.options import RealtimeOptions
-from tac_actors.session import Channel, ConversationSession
+from tac_actors.session import AuthorInfo, Channel, ConversationSession
 
 __all__ = [
     "MEDIA_ACTION_PATH",
@@ -109,6 +109,7 @@ def session_from_start(start: MediaStart) -> ConversationSession:
         conversation_id=start.call_sid, channel=Channel.VOICE,
         started_at=datetime.now(UTC), call_sid=start.call_sid,
         caller=params.get("From") or None, called=params.get("To") or None,
+        author_info=AuthorInfo(params["From"]) if params.get("From") else None,
         custom_parameters=params, metadata={"media_stream": start})
 
 

@@ -69,6 +69,11 @@ from tac_actors.channels.messaging_history import history_from
 from tac_actors.channels.messaging_intake import Intake, Offer
 from tac_actors.channels.messaging_ledger import Ledger, pair_replies
 from tac_actors.channels.messaging_outbox import MessagingOutbox, Route, studio_handoff
+from tac_actors.channels.messaging_participants import (
+    Reconciled,
+    Refused,
+    reconcile_participants,
+)
 from tac_actors.channels.messaging_reconcile import Reconciler
 from tac_actors.channels.messaging_turn import TextTurnAgent, answered_ids
 from tac_actors.config import ChannelPolicy, TACConfig
@@ -226,6 +231,8 @@ class MessagingChannel:
         self.reconciler = Reconciler(self, interval=options.reconcile_interval,
                                      batch=options.reconcile_batch,
                                      pages=options.reconcile_pages, limit=self.read_limit)
+        #: the Memory store first contacts get a profile in (set by the runtime)
+        self.memory_store_id: str | None = None
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
                   ) -> None:
@@ -517,6 +524,22 @@ class MessagingChannel:
             done.set()
         self.remember_participants(conversation_id, page.items)
         return page.items
+
+    async def reconcile(self, session: ConversationSession, route: Route,
+                        participants: tuple[Participant, ...]) -> Reconciled | Refused:
+        """Reconcile the participants of ``session``'s conversation (see
+        :mod:`~tac_actors.channels.messaging_participants`) and cache the result."""
+        conversation = session.conversation_id
+        result = await reconcile_participants(
+            self.services, conversation, participants, channel=route.channel,
+            agent_address=route.from_address
+            or self.agent_address(session.channel) or "",
+            channel_id=route.channel_id, memory_store_id=self.memory_store_id,
+            memory=self.config.memory, reconcile_customer=session.channel is not Channel.CHAT)
+        if isinstance(result, Reconciled) and result.changed:
+            self.count("participants_reconciled", conversation)
+            self.remember_participants(conversation, result.participants)
+        return result
 
     def remember_participants(self, conversation_id: str,
                               participants: tuple[Participant, ...]) -> None:

@@ -27,7 +27,8 @@ import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from tac_actors.actors import Agent, AgentWrapper, Reply, Utterance
+from tac_actors.actors import Agent, AgentWrapper, ErrorContext, Reply, Utterance
+from tac_actors.channels.messaging_participants import InboundDropped, Refused
 from tac_actors.services import ServiceError
 
 if TYPE_CHECKING:
@@ -68,14 +69,18 @@ class TextTurnAgent(AgentWrapper):
         channel = self._channel
         conversation = session.conversation_id
         ids = answered_ids(message)
+        refused: Refused | None = None
         if not (self._door_checked and self._prepared):
             async with channel.read_limit:
                 if not self._door_checked:
                     self._door_checked = await channel.door_open(conversation) is not None
                 if not self._prepared:
                     self._prepared = True
-                    await self._prepare(message, session)
+                    refused = await self._prepare(message, session)
         ledger = channel.ledger.of(conversation)
+        if refused is not None:
+            await self._drop(refused, ids, session)
+            return None
         if ledger.handed_off:
             # the human's now: not ours to answer, and nothing more is owed by the bot
             ledger.mark_answered(ids)
@@ -95,14 +100,49 @@ class TextTurnAgent(AgentWrapper):
             return self._guarded(reply)
         return reply
 
-    async def _prepare(self, message: Utterance, session: ConversationSession) -> None:
+    async def _drop(self, refused: Refused, ids: tuple[str, ...],
+                    session: ConversationSession) -> None:
+        """Leave the text unanswered (marked so that reconcile does not queue it again)
+        and report it to ``on_error``. A conversation a person holds is theirs from now
+        on (the actor stops, later texts are not answered); otherwise the next text
+        tries reconciling again."""
+        channel = self._channel
+        conversation = session.conversation_id
+        ledger = channel.ledger.of(conversation)
+        ledger.mark_answered(ids)
+        channel.count("dropped_inbound", conversation)
+        if refused.reason == "held":
+            ledger.handed_off = True
+        else:
+            self._prepared = False
+        log.warning("conversation %s: inbound text dropped (%s: %s)", conversation,
+                    refused.reason, refused.detail)
+        try:
+            await self.inner.error(
+                InboundDropped("Participant reconciliation failed; inbound message dropped"),
+                ErrorContext(conversation, str(session.channel), "channel", None,
+                             f"dropped_inbound: {refused.reason}: {refused.detail}"))
+        except Exception:
+            log.exception("on_error failed")
+        if refused.reason == "held" and self.cell is not None:
+            self.cell.request_stop("handoff")  # after the report: stopping cancels us
+
+    async def _prepare(self, message: Utterance, session: ConversationSession
+                       ) -> Refused | None:
+        """Participants (reconciled), route and history; a :class:`Refused` means the
+        text must not be answered."""
         channel = self._channel
         conversation = session.conversation_id
         participants = await channel.participants(conversation)
+        if participants:  # read (a failed look-up degrades to replies by address)
+            outcome = await channel.reconcile(session, self._outbox.route, participants)
+            if isinstance(outcome, Refused):
+                return outcome
+            participants = outcome.participants
         channel.refresh_route(session, self._outbox, participants)
         outbound = session.metadata.get("direction") == "outbound"
         if outbound or (not self._restore and channel.ledger.of(conversation).baseline):
-            return
+            return None
         ledger = channel.ledger.of(conversation)
         communications = ledger.fresh_log
         ledger.fresh_log = None
@@ -114,12 +154,13 @@ class TextTurnAgent(AgentWrapper):
             except ServiceError as exc:
                 channel.count("history_not_restored", conversation)
                 log.debug("conversation %s: history not read (%s)", conversation, exc)
-                return
+                return None
         channel.classify(conversation, communications)
         if self._restore:
             earlier = channel.history(conversation, communications, before=message.message_id)
             # the engine already recorded the message being answered: keep it last
             session.history[:0] = earlier
+        return None
 
     async def _guarded(self, reply: Any) -> AsyncIterator[str]:
         iterator = reply.__aiter__()

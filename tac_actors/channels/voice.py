@@ -53,7 +53,7 @@ from tac_actors.protocol import (
     Setup,
     UnknownFrame,
 )
-from tac_actors.session import Channel, ConversationSession
+from tac_actors.session import AuthorInfo, Channel, ConversationSession
 
 __all__ = ["VoiceChannel"]
 
@@ -87,9 +87,19 @@ def to_message(frame: InboundFrame) -> Message | None:
     return None
 
 
+def remote_party(setup: Setup) -> str | None:
+    """The person on the call: the callee of an outbound call, else the caller."""
+    if (setup.direction or "").lower().startswith("outbound"):
+        return setup.to
+    return setup.from_
+
+
 def session_from_setup(setup: Setup) -> ConversationSession:
     """A new voice session for a ``setup`` frame. The conversation id is the CallSid
-    until the Orchestrator conversation is linked."""
+    until the Orchestrator conversation is linked. ``author_info`` is the person on the
+    call (:func:`remote_party`), in both modes, with no participant id until the
+    Orchestrator conversation is linked."""
+    person = remote_party(setup)
     return ConversationSession(
         conversation_id=setup.call_sid,
         channel=Channel.VOICE,
@@ -98,6 +108,7 @@ def session_from_setup(setup: Setup) -> ConversationSession:
         caller=setup.from_,
         called=setup.to,
         custom_parameters=setup.custom_parameters,
+        author_info=AuthorInfo(person) if person else None,
         metadata={"setup": setup},
     )
 

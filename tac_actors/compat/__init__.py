@@ -14,7 +14,10 @@ from tac_actors import __version__
 from tac_actors.compat._tac import TAC
 from tac_actors.compat._views import InterruptMessage
 from tac_actors.compat.logging import get_logger, mask_address, mask_email, mask_phone
+from tac_actors.config import IntelligenceConfig as ConversationIntelligenceConfig
 from tac_actors.config import TACConfig
+from tac_actors.intelligence import OperatorProcessingResult
 
-__all__ = ["TAC", "InterruptMessage", "TACConfig", "__version__", "get_logger",
+__all__ = ["TAC", "ConversationIntelligenceConfig", "InterruptMessage",
+           "OperatorProcessingResult", "TACConfig", "__version__", "get_logger",
            "mask_address", "mask_email", "mask_phone"]

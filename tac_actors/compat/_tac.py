@@ -13,6 +13,7 @@ from tac_actors.asyncio_bridge import trio_side
 from tac_actors.compat._views import InterruptMessage, MemoryView, SessionView, error_dict
 from tac_actors.config import TACConfig
 from tac_actors.memory import TACMemoryResponse
+from tac_actors.memory.retrieval import MemoryMode
 from tac_actors.session import ConversationSession
 from tac_actors.usercode import Kind, kind_of
 
@@ -50,6 +51,16 @@ class TAC(native.TAC):
         super().__init__(config, asyncio=asyncio, memory_mode=memory_mode, **options)
         self.channels: list[BaseChannel] = []
 
+    def set_channel_memory_mode(self, channels: tuple[str, ...], mode: str) -> None:
+        """What a reference channel object's ``config={"memory_mode": ...}`` does: set
+        the mode of these native channels (before the server starts)."""
+        if isinstance(self.memory_mode, str):
+            modes: dict[str, str] = {"default": self.memory_mode}
+        else:
+            modes = dict(self.memory_mode)
+        modes.update(dict.fromkeys(channels, str(MemoryMode(mode))))
+        self.memory_mode = modes
+
     def on_message_ready(self, fn: F) -> F:
         super().on_message_ready(_adapt(fn, _message_args))
         return fn
@@ -72,7 +83,15 @@ class TAC(native.TAC):
         """Memory for ``session`` (a list-shaped view, see :class:`MemoryView`), whatever
         the memory mode; awaitable from asyncio and trio code."""
         native_session = session.native if isinstance(session, SessionView) else session
-        return MemoryView(await super().retrieve_memory(native_session, query))
+        return MemoryView(await super().retrieve_memory(native_session, query,
+                                                        conversation_id))
+
+
+    @trio_side
+    async def process_cintel_event(self, payload: Any) -> Any:
+        """As :meth:`tac_actors.TAC.process_cintel_event`; awaitable from asyncio and trio
+        code (its answer has the reference's ``model_dump()``)."""
+        return await super().process_cintel_event(payload)
 
 
 def _message_args(message: str, session: ConversationSession, memory: TACMemoryResponse

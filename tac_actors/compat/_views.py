@@ -83,6 +83,9 @@ class InterruptMessage:
 
 def error_dict(context: ErrorContext) -> dict[str, Any]:
     """The reference's ``on_error`` context: a dict."""
-    return {"conversation_id": context.conversation_id,
-            "channel": str(context.channel).upper(), "phase": context.phase,
-            "turn": context.turn, "detail": context.detail}
+    result = {"conversation_id": context.conversation_id,
+              "channel": str(context.channel).upper(), "phase": context.phase,
+              "turn": context.turn, "detail": context.detail}
+    if context.detail.startswith("dropped_inbound"):
+        result["dropped_inbound"] = True  # the reference's flag for an unanswered text
+    return result

@@ -24,6 +24,9 @@ class TACServerConfig:
     port: int = 8000
     conversation_webhook_path: str = "/webhook"
     twiml_path: str = "/twiml"
+    #: the Conversation Intelligence route (needs ``tac.config.intelligence``;
+    #: ``None`` keeps its ``webhook_path``)
+    cintel_webhook_path: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> TACServerConfig:
@@ -52,6 +55,11 @@ class TACFastAPIServer:
             tac.config = attrs.evolve(tac.config,
                                       webhook_path=self.config.conversation_webhook_path,
                                       voice_twiml_path=self.config.twiml_path)
+        settings = tac.config.intelligence
+        if (self.config.cintel_webhook_path is not None and settings is not None
+                and settings.webhook_path != self.config.cintel_webhook_path):
+            tac.config = attrs.evolve(tac.config, intelligence=attrs.evolve(
+                settings, webhook_path=self.config.cintel_webhook_path))
         self.app = app
 
         if app is not None:

@@ -19,7 +19,7 @@ from quart import Response, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
-from tac_actors.emulator import inspection, knowledge, memory, orchestrator, studio
+from tac_actors.emulator import inspection, intelligence, knowledge, memory, orchestrator, studio
 from tac_actors.emulator.db import ApiError, Database
 from tac_actors.emulator.faults import Faults, product_of
 from tac_actors.emulator.inspection import RequestRecord
@@ -50,16 +50,20 @@ def create_app(
     journal: list[RequestRecord],
     credentials: Mapping[str, str] | None = None,
     on_request: Callable[[], None] | None = None,
+    emitter: intelligence.IntelligenceEmitter | None = None,
 ) -> QuartTrio:
     """The app serving ``db``. ``journal`` receives one record per product request;
-    ``on_request`` is called after each one (the emulator wakes its waiters with it)."""
+    ``on_request`` is called after each one (the emulator wakes its waiters with it);
+    ``emitter`` produces Conversation Intelligence events when conversations close."""
     app = QuartTrio("tac_actors.emulator")
     app.config["JSON_SORT_KEYS"] = False
-    app.register_blueprint(orchestrator.blueprint(db, account_sid, faults))
+    app.register_blueprint(orchestrator.blueprint(
+        db, account_sid, faults,
+        on_status=intelligence.closed_hook(emitter) if emitter is not None else None))
     app.register_blueprint(memory.blueprint(db))
     app.register_blueprint(knowledge.blueprint(db))
     app.register_blueprint(studio.blueprint(db, account_sid))
-    app.register_blueprint(inspection.blueprint(db, faults, journal))
+    app.register_blueprint(inspection.blueprint(db, faults, journal, emitter))
 
     @app.before_request
     async def gate() -> Any:

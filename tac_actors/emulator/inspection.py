@@ -12,6 +12,8 @@ from quart import Blueprint
 from tac_actors.emulator.common import json_object
 from tac_actors.emulator.db import ApiError, Database
 from tac_actors.emulator.faults import Faults
+from tac_actors.emulator.intelligence import IntelligenceEmitter
+from tac_actors.emulator.intelligence import add_routes as add_intelligence_routes
 
 __all__ = [
     "RequestRecord",
@@ -93,8 +95,11 @@ def created_profiles(db: Database) -> list[dict[str, Any]]:
     return db.all("api_profile")
 
 
-def blueprint(db: Database, faults: Faults, journal: list[RequestRecord]) -> Blueprint:
+def blueprint(db: Database, faults: Faults, journal: list[RequestRecord],
+              emitter: IntelligenceEmitter | None = None) -> Blueprint:
     bp = Blueprint("inspect", __name__, url_prefix="/_emulator")
+    if emitter is not None:
+        add_intelligence_routes(bp, emitter)
     listings: dict[str, Callable[[Database], list[dict[str, Any]]]] = {
         "messages": sent_messages,
         "executions": studio_executions,

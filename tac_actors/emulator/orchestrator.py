@@ -19,7 +19,7 @@ Behaviour worth knowing:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from quart import Blueprint, request
@@ -181,7 +181,11 @@ def _participant_ref(db: Database, conversation_id: str, ref: Any) -> dict[str, 
 IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"
 
 
-def blueprint(db: Database, account_sid: str, faults: Faults | None = None) -> Blueprint:
+def blueprint(db: Database, account_sid: str, faults: Faults | None = None, *,
+              on_status: Callable[[Mapping[str, Any]], None] | None = None) -> Blueprint:
+    """The Orchestrator routes; ``on_status`` is called after a conversation's status
+    was changed by ``PUT /v2/Conversations/{id}`` (Conversation Intelligence runs on
+    CLOSED)."""
     bp = Blueprint("orchestrator", __name__)
 
     @bp.get("/v2/ControlPlane/Configurations/<configuration_id>")
@@ -229,10 +233,14 @@ def blueprint(db: Database, account_sid: str, faults: Faults | None = None) -> B
         status = required_str(body, "status")
         if status not in STATUSES:
             raise ApiError(400, f"status must be one of {', '.join(STATUSES)}")
+        changed = conversation["status"] != status
         conversation.update(status=status, updatedAt=now_iso())
         if "name" in body:
             conversation["name"] = optional_str(body, "name")
-        return db.put("conversation", conversation)
+        stored = db.put("conversation", conversation)
+        if changed and on_status is not None:
+            on_status(stored)
+        return stored
 
     @bp.patch("/v2/Conversations/<conversation_id>")
     async def patch(conversation_id: str) -> Any:

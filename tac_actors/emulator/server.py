@@ -38,6 +38,7 @@ from tac_actors.emulator.app import create_app
 from tac_actors.emulator.db import Database
 from tac_actors.emulator.faults import Faults
 from tac_actors.emulator.inspection import RequestRecord
+from tac_actors.emulator.intelligence import IntelligenceEmitter
 from tac_actors.emulator.seed import load_seed
 from tac_actors.emulator.transport import InProcessTransport
 from tac_actors.hypercorn_guard import contain_connection_failures
@@ -79,9 +80,14 @@ class Emulator:
         self.journal: list[RequestRecord] = []
         self._credentials = dict(credentials) if credentials is not None else None
         self._changed = trio.Event()
+        #: Conversation Intelligence: operator results when a conversation closes
+        #: (:mod:`tac_actors.emulator.intelligence`)
+        self.intelligence = IntelligenceEmitter(self.db, self.account_sid,
+                                                on_change=lambda: self._wake())
         self.app = create_app(
             self.db, self.faults, account_sid=self.account_sid, journal=self.journal,
             credentials=self._credentials, on_request=lambda: self._wake(),
+            emitter=self.intelligence,
         )
         self._url: str | None = None
 
@@ -215,6 +221,7 @@ class Emulator:
                         shutdown_trigger=stop.wait,
                     ))
                     emulator._url = binds[0]
+                    emulator.intelligence.nursery = nursery
                     try:
                         yield emulator
                     except BaseException as exc:
@@ -222,6 +229,7 @@ class Emulator:
                         raise
                     finally:
                         emulator._url = None
+                        emulator.intelligence.nursery = None
                         stop.set()
             except BaseExceptionGroup as group:
                 # the block's own exception comes back wrapped by the nursery: unwrap it

@@ -18,10 +18,11 @@ The whole retrieval runs under ``trio.move_on_after(config.memory.budget)``: whe
 budget expires the turn goes on with what has arrived (the profile may be set while the
 recall is missing) and the answer has ``complete=False``.
 
-Modes (:class:`MemoryMode`): ``never`` returns empty without a request; ``always`` asks
-every turn with the turn's text as the query and the conversation id; ``once`` asks
-once per conversation without a query (skipping Memory's slow query expansion) and
-serves later turns from a cache, filled only by a complete answer of the first tier.
+Modes (:class:`MemoryMode`), per channel (:func:`memory_modes`): ``never`` returns empty
+without a request; ``always`` asks every turn with the turn's text as the query and the
+conversation id; ``once`` asks once per conversation without a query (skipping Memory's
+slow query expansion) and serves later turns from a cache, filled only by a complete
+answer of the first tier.
 Call :meth:`OrchestratorMemory.forget` when a conversation ends.
 
 ``retrieve`` never raises for a service failure; it is cancellable at any await
@@ -34,6 +35,7 @@ import enum
 import logging
 import re
 from collections import OrderedDict
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, TypeVar
 
 import attrs
@@ -56,6 +58,7 @@ __all__ = [
     "OrchestratorMemory",
     "fetch_orchestrator_config",
     "lookup_identifier",
+    "memory_modes",
 ]
 
 logger = logging.getLogger("tac_actors.memory")
@@ -113,6 +116,23 @@ async def fetch_orchestrator_config(services: TwilioServices, config: TACConfig)
     return configuration.memory_store_id
 
 
+def memory_modes(mode: MemoryMode | str | Mapping[str, str]) -> dict[str, MemoryMode]:
+    """Per-channel modes from ``TAC(memory_mode=...)``: one mode for every channel, or a
+    mapping of channel names (``voice``, ``sms``, ``whatsapp``, ``rcs``, ``chat``) and
+    ``default`` to modes. Raises :class:`ValueError` for an unknown channel or mode."""
+    if isinstance(mode, str):
+        return {"default": MemoryMode(mode)}
+    known = {"default", "voice", "sms", "whatsapp", "rcs", "chat"}
+    modes: dict[str, MemoryMode] = {}
+    for channel, value in mode.items():
+        name = str(channel).lower()
+        if name not in known:
+            raise ValueError(f"memory_mode: unknown channel {channel!r} (one of "
+                             f"{', '.join(sorted(known))})")
+        modes[name] = MemoryMode(value)
+    return modes
+
+
 def lookup_identifier(address: str | None) -> tuple[str, str] | None:
     """``(id_type, value)`` to look a person up in Memory by address, or ``None`` when
     the address is neither an email nor a phone number (e.g. a chat id)."""
@@ -153,14 +173,16 @@ class OrchestratorMemory:
         config: TACConfig,
         memory_store_id: str | None,
         *,
-        mode: MemoryMode | str = MemoryMode.ALWAYS,
+        mode: MemoryMode | str | Mapping[str, str] = MemoryMode.ALWAYS,
         fallback_communications: int = 50,
         max_tracked_conversations: int = 10_000,
     ) -> None:
         self._services = services
         self._config = config
         self._store_id = memory_store_id
-        self.mode = MemoryMode(mode)
+        self.modes = memory_modes(mode)
+        #: the mode of channels the mapping does not name
+        self.mode = self.modes.get("default", MemoryMode.ONCE)
         self._fallback_limit = fallback_communications
         self._max_tracked = max_tracked_conversations
         self._cache: OrderedDict[str, TACMemoryResponse] = OrderedDict()
@@ -183,37 +205,48 @@ class OrchestratorMemory:
         for key in [k for k in self._warned if k[0] == conversation_id]:
             del self._warned[key]
 
+    def mode_for(self, channel: str) -> MemoryMode:
+        """The mode of ``channel`` (``"voice"``, ``"sms"``...)."""
+        return self.modes.get(str(channel).lower(), self.mode)
+
     async def retrieve(
         self, session: ConversationSession, query: str | None
     ) -> TACMemoryResponse:
-        """Memory for this turn of ``session`` (see the module docstring)."""
-        if self.mode is MemoryMode.NEVER:
+        """Memory for this turn of ``session`` in the mode of its channel (see the
+        module docstring)."""
+        mode = self.mode_for(session.channel)
+        if mode is MemoryMode.NEVER:
             await trio.lowlevel.checkpoint()
             return TACMemoryResponse.empty()
         conversation_id = session.conversation_id
-        if self.mode is MemoryMode.ONCE:
+        if mode is MemoryMode.ONCE:
             cached = self._cache.get(conversation_id)
             if cached is not None:
                 self._counts["cache_hits"] += 1
                 await trio.lowlevel.checkpoint()
                 return cached
             query = None
-        result = await self.fetch(session, query)
+        result = await self.fetch(session, query,
+                                  conversation_id=conversation_id if query else None)
         primary = "memory" if self._store_id else "orchestrator"
-        if self.mode is MemoryMode.ONCE and result.complete and result.source == primary:
+        if mode is MemoryMode.ONCE and result.complete and result.source == primary:
             self._remember(self._cache, conversation_id, result)
         return result
 
     async def fetch(
-        self, session: ConversationSession, query: str | None
+        self, session: ConversationSession, query: str | None, *,
+        conversation_id: str | None = None,
     ) -> TACMemoryResponse:
         """Look memory up now for ``session`` (with ``query``), whatever the mode and the
-        cache: what :meth:`TAC.retrieve_memory` does. Same fallbacks and budget."""
-        conversation_id = session.conversation_id
+        cache: what :meth:`TAC.retrieve_memory` does. ``conversation_id`` goes to the
+        recall as given (with no query Memory then infers one from that conversation).
+        Same fallbacks and budget."""
         self._counts["retrievals"] += 1
         partial = _Partial()
+        recall_conversation = conversation_id
+        conversation_id = session.conversation_id
         with trio.move_on_after(self._config.memory.budget) as scope:
-            result = await self._tiers(session, query, partial)
+            result = await self._tiers(session, query, partial, recall_conversation)
         if scope.cancelled_caught:
             self._counts["budget_expired"] += 1
             self._warn_once(
@@ -228,12 +261,14 @@ class OrchestratorMemory:
     # -- tiers --------------------------------------------------------------------------
 
     async def _tiers(
-        self, session: ConversationSession, query: str | None, partial: _Partial
+        self, session: ConversationSession, query: str | None, partial: _Partial,
+        recall_conversation: str | None = None,
     ) -> TACMemoryResponse:
         conversation_id = session.conversation_id
         if self._store_id is not None:
             try:
-                return await self._memory_tier(self._store_id, session, query, partial)
+                return await self._memory_tier(self._store_id, session, query, partial,
+                                               recall_conversation)
             except _NoProfile as exc:
                 self._warn_once(
                     conversation_id, "no-profile", logging.INFO,
@@ -269,14 +304,15 @@ class OrchestratorMemory:
 
     async def _memory_tier(
         self, store_id: str, session: ConversationSession, query: str | None,
-        partial: _Partial,
+        partial: _Partial, recall_conversation: str | None = None,
     ) -> TACMemoryResponse:
         memory = self._services.memory
         profile_id = session.profile_id
         if not profile_id:
-            address = session.caller or (
-                session.author_info.address if session.author_info else None
-            )
+            # the person: author_info (the remote party, also on an outbound call),
+            # else the caller
+            address = (session.author_info.address if session.author_info else None
+                       ) or session.caller
             identifier = lookup_identifier(address)
             if identifier is None:
                 raise _NoProfile("no phone number or email address to look up")
@@ -309,7 +345,7 @@ class OrchestratorMemory:
             try:
                 answer = await memory.recall(
                     store_id, profile_id,
-                    conversation_id=session.conversation_id if query else None,
+                    conversation_id=recall_conversation,
                     query=query or None,
                     observations_limit=limits.observations_limit,
                     summaries_limit=limits.summaries_limit,

@@ -12,6 +12,9 @@ callback``                         app's ``on_handoff`` hook for the next TwiML
                                    reconcile), 503 + Retry-After only while the node
                                    shuts down or is overloaded, 400 for a bad payload
                                    (see :mod:`tac_actors.channels.messaging`)
+``POST /ci-webhook``               Conversation Intelligence operator results
+                                   (``config.intelligence``), see
+                                   :mod:`tac_actors.server.intelligence`
 ``GET /health``                    liveness and a few figures
 ``POST /media-twiml``              TwiML connecting the call to a media stream
                                    (speech-to-speech: ``TAC(realtime=...)``)
@@ -64,6 +67,7 @@ from tac_actors.protocol.twiml import (
 )
 from tac_actors.realtime.options import MediaStreamOptions
 from tac_actors.server.callbacks import ActionCallback, InboundCall
+from tac_actors.server.intelligence import add_intelligence_route
 from tac_actors.server.metrics import add_routes as add_metrics_routes
 from tac_actors.server.playground import add_routes as add_playground_routes
 from tac_actors.server.quart_transport import QuartTransport
@@ -280,6 +284,9 @@ def mount(app: QuartTrio, tac: TAC, *, url_prefix: str = "") -> QuartTrio:
             return Response(json.dumps({"error": "Orchestrator mode is off: set "
                                         "TWILIO_CONVERSATION_CONFIGURATION_ID"}),
                             status=404, mimetype="application/json")
+
+    if config.intelligence is not None:
+        add_intelligence_route(bp, state, config.intelligence.webhook_path, _url, _reject)
 
     @bp.route("/health", methods=["GET"])
     async def health() -> dict[str, Any]:

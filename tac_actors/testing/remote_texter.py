@@ -139,8 +139,11 @@ class RemoteTexter:
         if response.status_code != 201:
             raise TextingError(f"the emulator refused the message: HTTP "
                                f"{response.status_code} {response.text[:200]}")
-        body = json.dumps({"eventType": "COMMUNICATION_CREATED",
-                           "data": response.json()}).encode()
+        return await self._deliver({"eventType": "COMMUNICATION_CREATED",
+                                    "data": response.json()})
+
+    async def _deliver(self, event: dict[str, Any]) -> str:
+        body = json.dumps(event).encode()
         url = f"{self.server_url}{self.webhook_path}?bodySHA256={body_sha256(body)}"
         headers = {"Content-Type": "application/json",
                    "I-Twilio-Idempotency-Token": uuid.uuid4().hex}
@@ -160,6 +163,18 @@ class RemoteTexter:
             raise TextingError(f"the server answered HTTP {answer.status_code}: "
                                f"{answer.text[:200]}")
         return answer.text
+
+    async def close(self) -> None:
+        """Close the conversation in the emulator (``PUT`` status ``CLOSED``: its
+        Conversation Intelligence then runs) and deliver ``CONVERSATION_UPDATED`` to the
+        server. Raises :class:`TextingError` when either refuses."""
+        conversation = await self._conversation()
+        response = await self._emulator("PUT", f"/v2/Conversations/{conversation}",
+                                        {"status": "CLOSED"})
+        if response.status_code != 200:
+            raise TextingError(f"the emulator refused to close the conversation: HTTP "
+                               f"{response.status_code} {response.text[:200]}")
+        await self._deliver({"eventType": "CONVERSATION_UPDATED", "data": response.json()})
 
     async def replies(self, *, wait: float, quiet: float = 0.5) -> list[str]:
         """The agent's new messages: waits up to ``wait`` seconds for the first, then

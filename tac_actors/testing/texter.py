@@ -132,14 +132,18 @@ class SimulatedTexter:
     """One person in one conversation on ``channel`` (see the module docstring).
 
     ``conversation_id`` joins an existing emulator conversation (e.g. an outbound one);
-    otherwise one is created on the first :meth:`send`, with a CUSTOMER at ``address``
-    and an AI_AGENT at ``agent_address``.
+    otherwise one is created on the first :meth:`send`, with a ``customer_type``
+    participant (CUSTOMER) at ``address`` and an ``agent_type`` one (AI_AGENT) at
+    ``agent_address``; ``agent_type=None`` leaves our side out, and ``UNKNOWN`` types
+    model what Twilio's v1 bridge creates (participant reconciliation fixes both).
     """
 
     def __init__(self, emulator: Emulator, delivery: Delivery | MessagingChannel, *,
                  channel: str = "sms", address: str | None = None,
                  agent_address: str | None = None, conversation_id: str | None = None,
-                 channel_id: str | None = None, faults: WebhookFaults | None = None) -> None:
+                 channel_id: str | None = None, faults: WebhookFaults | None = None,
+                 customer_type: str = "CUSTOMER", agent_type: str | None = "AI_AGENT"
+                 ) -> None:
         self.emulator = emulator
         self.delivery: Delivery = (ChannelDelivery(delivery)
                                    if isinstance(delivery, MessagingChannel) else delivery)
@@ -152,6 +156,8 @@ class SimulatedTexter:
             "CH" + uuid.uuid4().hex if self.channel == "chat" else None)
         self.last_webhook: tuple[bytes, dict[str, str]] | None = None
         self.faults = faults
+        self.customer_type = customer_type
+        self.agent_type = agent_type
         #: ids of the texts sent, oldest first
         self.sent_ids: list[str] = []
         self._read = 0
@@ -165,13 +171,13 @@ class SimulatedTexter:
         if self.conversation_id is None:
             configuration = db.all("configuration")[0]["id"]
             extra = {"channelId": self.channel_id} if self.channel_id else {}
+            participants = [{"type": self.customer_type, "addresses": [
+                {"channel": self.wire_channel, "address": self.address, **extra}]}]
+            if self.agent_type is not None:
+                participants.append({"type": self.agent_type, "addresses": [
+                    {"channel": self.wire_channel, "address": self.agent_address, **extra}]})
             conversation = create_conversation(db, self.emulator.account_sid, configuration,
-                                               participants=[
-                {"type": "CUSTOMER", "addresses": [
-                    {"channel": self.wire_channel, "address": self.address, **extra}]},
-                {"type": "AI_AGENT", "addresses": [
-                    {"channel": self.wire_channel, "address": self.agent_address, **extra}]},
-            ])
+                                               participants=participants)
             self.conversation_id = conversation["id"]
             return conversation
         found = db.get("conversation", self.conversation_id)
@@ -214,8 +220,11 @@ class SimulatedTexter:
         """Change the conversation's status (ACTIVE, INACTIVE, CLOSED) and deliver the
         ``CONVERSATION_UPDATED`` webhook."""
         conversation = self._conversation()
+        changed = conversation["status"] != status
         conversation["status"] = status
         self.emulator.db.put("conversation", conversation)
+        if changed and status == "CLOSED":  # as the emulator's PUT route does
+            self.emulator.intelligence.conversation_closed(conversation["id"])
         return await self.post_event("CONVERSATION_UPDATED", conversation)
 
     async def close(self) -> WebhookResult:

@@ -17,6 +17,23 @@ __all__ = ["BaseChannel", "ChatChannel", "MessagingChannel", "RCSChannel", "SMSC
            "VoiceChannel", "WhatsAppChannel"]
 
 
+#: the native channel names a reference channel object's ``memory_mode`` applies to
+_MEMORY_CHANNELS: dict[str, tuple[str, ...]] = {
+    "VOICE": ("voice",), "SMS": ("sms",), "WHATSAPP": ("whatsapp",), "RCS": ("rcs",),
+    "CHAT": ("chat",), "MESSAGING": ("sms", "whatsapp", "rcs", "chat"),
+}
+
+
+def _memory_mode_of(config: Mapping[str, Any] | Any | None) -> str | None:
+    if config is None:
+        return None
+    if isinstance(config, Mapping):
+        mode = config.get("memory_mode")
+    else:
+        mode = getattr(config, "memory_mode", None)
+    return str(mode) if mode is not None else None
+
+
 class BaseChannel:
     name = "BASE"
 
@@ -24,6 +41,9 @@ class BaseChannel:
         self.tac = tac
         self.config = config
         tac.channels.append(self)
+        mode = _memory_mode_of(config)
+        if mode is not None:  # the reference's per-channel memory_mode (default "never")
+            tac.set_channel_memory_mode(_MEMORY_CHANNELS.get(self.name, ()), mode)
 
     def get_channel_name(self) -> str:
         return self.name
