@@ -10,9 +10,11 @@ from __future__ import annotations
 import enum
 import ipaddress
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import attrs
+
+from tac_actors.protocol.call_options import CallOptions
 
 __all__ = [
     "BusyPolicy",
@@ -245,6 +247,10 @@ class TACConfig:
     api_key: str | None = None
     api_secret: str | None = _secret()
     phone_number: str | None = None
+    #: every number this instance answers and calls from (``TWILIO_PHONE_NUMBERS``,
+    #: comma-separated); ``phone_number`` is always among them, first, and is the
+    #: default sender. A number given only here makes it ``phone_number``.
+    phone_numbers: tuple[str, ...] = attrs.field(default=(), converter=_addresses)
     conversation_configuration_id: str | None = None
     rcs_sender_id: str | None = None
     whatsapp_number: str | None = None
@@ -258,6 +264,12 @@ class TACConfig:
     voice_action_path: str = "/conversation-relay-callback"
     voice_twiml_path: str = "/twiml"
     webhook_path: str = "/webhook"
+    #: base path of the call-event routes: ``{base}/status``, ``{base}/amd``,
+    #: ``{base}/recording`` (``TWILIO_VOICE_CALL_EVENT_PATH``)
+    voice_call_event_path: str = "/twilio/call-events"
+    #: Calls API options of every outbound call (machine detection, recording, ring
+    #: timeout...); a call's own options are layered over them (``TAC_CALL_*``)
+    call_options: CallOptions = attrs.field(factory=CallOptions)
 
     #: one base URL for every Twilio product (how the local emulator is reached)
     services_base_url: str | None = None
@@ -288,6 +300,18 @@ class TACConfig:
     def __attrs_post_init__(self) -> None:
         if self.worker_threads < 1:
             raise ValueError("worker_threads must be at least 1")
+        if not self.voice_call_event_path.startswith("/"):
+            raise ValueError("voice_call_event_path must start with '/', got "
+                             f"{self.voice_call_event_path!r}")
+        numbers = self.phone_numbers
+        if self.phone_number and self.phone_number not in numbers:
+            numbers = (self.phone_number, *numbers)
+        elif self.phone_number:
+            numbers = (self.phone_number,
+                       *(number for number in numbers if number != self.phone_number))
+        object.__setattr__(self, "phone_numbers", numbers)
+        if self.phone_number is None and numbers:
+            object.__setattr__(self, "phone_number", numbers[0])
         if self.voice_public_domain is not None:
             domain = self.voice_public_domain.split("://", 1)[-1].rstrip("/")
             object.__setattr__(self, "voice_public_domain", domain or None)
@@ -296,6 +320,11 @@ class TACConfig:
     def orchestrator_enabled(self) -> bool:
         """True when a Conversation Orchestrator configuration id is set."""
         return bool(self.conversation_configuration_id)
+
+    def call_event_path(self, kind: str) -> str:
+        """Where the call events of ``kind`` (``status``, ``amd``, ``recording``) are
+        served: the routes and the callback URLs of outbound calls both use this."""
+        return f"{self.voice_call_event_path.rstrip('/')}/{kind}"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> TACConfig:
@@ -337,6 +366,7 @@ class TACConfig:
             "api_key": get("TWILIO_API_KEY"),
             "api_secret": get("TWILIO_API_SECRET"),
             "phone_number": get("TWILIO_PHONE_NUMBER"),
+            "phone_numbers": get("TWILIO_PHONE_NUMBERS") or (),
             "conversation_configuration_id": get("TWILIO_CONVERSATION_CONFIGURATION_ID"),
             "rcs_sender_id": get("TWILIO_RCS_SENDER_ID"),
             "whatsapp_number": get("TWILIO_WHATSAPP_NUMBER"),
@@ -348,6 +378,9 @@ class TACConfig:
             "voice_websocket_path": get("TWILIO_VOICE_WEBSOCKET_PATH") or "/ws",
             "voice_action_path": get("TWILIO_VOICE_ACTION_PATH")
             or "/conversation-relay-callback",
+            "voice_call_event_path": get("TWILIO_VOICE_CALL_EVENT_PATH")
+            or "/twilio/call-events",
+            "call_options": _call_options_from_env(get),
             "services_base_url": get("TAC_SERVICES_URL"),
             "asyncio": _flag("TAC_ASYNCIO", get("TAC_ASYNCIO")),
             "worker_threads": int(number("TAC_WORKER_THREADS", int, 40)),
@@ -357,3 +390,21 @@ class TACConfig:
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
+
+
+def _call_options_from_env(get: Callable[[str], str | None]) -> CallOptions:
+    """``TAC_CALL_MACHINE_DETECTION`` (``Enable``/``DetectMessageEnd``),
+    ``TAC_CALL_RECORD`` (a flag), ``TAC_CALL_TIMEOUT`` (seconds to ring),
+    ``TAC_CALL_STATUS_EVENTS`` (comma-separated: initiated, ringing, answered, completed)."""
+    timeout = get("TAC_CALL_TIMEOUT")
+    try:
+        seconds = int(timeout) if timeout else None
+    except ValueError:
+        raise ValueError(f"TAC_CALL_TIMEOUT must be an int, got {timeout!r}") from None
+    record = get("TAC_CALL_RECORD")
+    return CallOptions(
+        machine_detection=get("TAC_CALL_MACHINE_DETECTION"),  # type: ignore[arg-type]
+        record=_flag("TAC_CALL_RECORD", record) if record else None,
+        timeout=seconds,
+        status_callback_event=get("TAC_CALL_STATUS_EVENTS"),
+    )

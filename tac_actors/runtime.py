@@ -35,6 +35,7 @@ from tac_actors.channels.voice import VoiceChannel
 from tac_actors.intelligence import IntelligenceProcessor
 from tac_actors.memory.retrieval import OrchestratorMemory, fetch_orchestrator_config
 from tac_actors.metrics import RuntimeMetrics
+from tac_actors.protocol.call_options import CallOptions
 from tac_actors.protocol.twiml import ConversationRelayOptions
 from tac_actors.realtime.options import MediaStreamOptions
 from tac_actors.services import ServiceError, TwilioServices
@@ -104,6 +105,9 @@ class Runtime:
         self._linked: dict[str, trio.Event] = {}
         #: Conversation Intelligence operator results (``config.intelligence`` set)
         self.intelligence: IntelligenceProcessor | None = None
+        #: ``http://host:port`` of the server when it is bound to a loopback address:
+        #: where call-event callbacks go without a public domain (local development)
+        self.local_base: str | None = None
 
     @classmethod
     @asynccontextmanager
@@ -160,6 +164,7 @@ class Runtime:
         from_: str | None = None, websocket_url: str | None = None,
         twiml_options: ConversationRelayOptions | None = None,
         media: MediaStreamOptions | None = None,
+        call_options: CallOptions | None = None,
     ) -> OutboundResult:
         """See :meth:`TAC.start_conversation`."""
         kind = Channel(str(channel).lower())
@@ -167,21 +172,26 @@ class Runtime:
             params = {k: str(v) for k, v in (metadata or {}).items()}
             result = await start_media_call(self.tac, self.services, to, from_=from_,
                                             websocket_url_=websocket_url,
-                                            parameters={**params, **media.parameters})
+                                            parameters={**params, **media.parameters},
+                                            call_options=call_options)
             if media.realtime is not None and result.call_sid:
                 self.media.expect(result.call_sid, media.realtime)
             return result
         if kind.is_voice:
             return await start_call(self.tac, self.services, to, from_=from_,
                                     websocket_url_=websocket_url, twiml_options=twiml_options,
-                                    parameters={k: str(v) for k, v in (metadata or {}).items()})
+                                    parameters={k: str(v) for k, v in (metadata or {}).items()},
+                                    call_options=call_options)
         if self.messaging is None:
             raise RuntimeError("text conversations need Orchestrator mode "
                                "(TWILIO_CONVERSATION_CONFIGURATION_ID)")
         if message is None:
             raise ValueError("an outbound text conversation needs a first message")
+        if call_options is not None:
+            raise ValueError("call_options apply to voice calls only")
         return await start_text_conversation(self.messaging, kind, to, message,
-                                             metadata=metadata, channel_id=channel_id)
+                                             metadata=metadata, channel_id=channel_id,
+                                             from_=from_)
 
     async def _memory_prompt(self, session: ConversationSession) -> str:
         """What memory knows of a caller, as prompt sections for a realtime model."""
@@ -276,6 +286,14 @@ class Runtime:
                     and not cell.stopped.is_set():
                 return session
         return None
+
+    def call_cell(self, call_sid: str) -> ActorCell | None:
+        """The live conversation of a call, or ``None`` once it has ended."""
+        cell = self._calls.get(call_sid)
+        if cell is None or cell.stopped.is_set():
+            self._calls.pop(call_sid, None)
+            return None
+        return cell
 
     def session_by_call_sid(self, call_sid: str) -> ConversationSession | None:
         """The live session of a call, or ``None`` once it has ended."""

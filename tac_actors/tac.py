@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import attrs
 import trio
@@ -22,6 +22,7 @@ from tac_actors.asyncio_bridge import AsyncioBridge
 from tac_actors.channels.messaging import MessagingOptions
 from tac_actors.config import TACConfig
 from tac_actors.memory import MemoryProvider, NoMemory, TACMemoryResponse
+from tac_actors.protocol.call_options import CallOptions
 from tac_actors.protocol.twiml import ConversationRelayOptions
 from tac_actors.session import ConversationSession
 from tac_actors.usercode import Hook, call_hook
@@ -67,6 +68,13 @@ class TAC:
       configured intelligence configuration, after summaries were written to Memory;
       ``session`` is the conversation's live session on this node, or ``None`` (the
       usual case for post-conversation results).
+    * ``on_call_status(event)``, ``on_amd(event)``, ``on_recording(event)``: Twilio's
+      call callbacks (:mod:`tac_actors.protocol.call_events`); outbound calls are placed
+      with their URLs while the hook is registered.
+
+    Several numbers: ``session.called`` is the number the person reached (or that we
+    called from), and ``@tac.on_message_ready(number="+1555...")`` registers a callback
+    for one number only (the one without ``number`` serves the others).
     """
 
     def __init__(self, config: TACConfig | Mapping[str, Any] | None = None, *,
@@ -87,6 +95,11 @@ class TAC:
         self.twiml_options = twiml_options or ConversationRelayOptions(
             welcome_greeting=DEFAULT_GREETING)
         self._message_ready: Hook | None = None
+        #: per-number callbacks: ``bare(number)`` -> hook (see :meth:`on_message_ready`)
+        self._message_ready_by_number: dict[str, Hook] = {}
+        self._call_status: Hook | None = None
+        self._amd: Hook | None = None
+        self._recording: Hook | None = None
         self._dtmf: Hook | None = None
         self._partial: Hook | None = None
         self._interrupt: Hook | None = None
@@ -119,8 +132,58 @@ class TAC:
 
     # -- registration --------------------------------------------------------------------
 
-    def on_message_ready(self, fn: F) -> F:
-        self._message_ready = Hook(fn, "on_message_ready")
+    @overload
+    def on_message_ready(self, fn: F, /) -> F: ...
+
+    @overload
+    def on_message_ready(self, fn: None = None, /, *, number: str) -> Callable[[F], F]: ...
+
+    def on_message_ready(self, fn: F | None = None, /, *, number: str | None = None
+                         ) -> F | Callable[[F], F]:
+        """Register the turn callback; with ``number``, for conversations with that number
+        only (``session.called``: the number a caller or texter reached, or that we
+        called or texted from), as ``@tac.on_message_ready(number="+15550001")``."""
+        if fn is None:
+            if number is None:
+                raise TypeError("on_message_ready() needs a callback or number=")
+            key = _number_key(number)
+
+            def register(f: F) -> F:
+                self._message_ready_by_number[key] = Hook(f, f"on_message_ready[{number}]")
+                return f
+
+            return register
+        if number is not None:
+            self._message_ready_by_number[_number_key(number)] = Hook(
+                fn, f"on_message_ready[{number}]")
+        else:
+            self._message_ready = Hook(fn, "on_message_ready")
+        return fn
+
+    def message_hook_for(self, session: ConversationSession) -> Hook | None:
+        """The turn callback of ``session``: its number's own, else the general one."""
+        if self._message_ready_by_number and session.called:
+            hook = self._message_ready_by_number.get(_number_key(session.called))
+            if hook is not None:
+                return hook
+        return self._message_ready
+
+    def on_call_status(self, fn: F) -> F:
+        """``fn(event: CallStatusEvent)``: an outbound call's progress or end
+        (``event.is_unreached``: busy, no answer, failed, canceled)."""
+        self._call_status = Hook(fn, "on_call_status")
+        return fn
+
+    def on_amd(self, fn: F) -> F:
+        """``fn(event: AmdEvent)``: who answered an outbound call placed with machine
+        detection (``event.is_machine``)."""
+        self._amd = Hook(fn, "on_amd")
+        return fn
+
+    def on_recording(self, fn: F) -> F:
+        """``fn(event: RecordingEvent)``: a recording of an outbound call placed with
+        ``record=True`` is ready (``event.recording_url``)."""
+        self._recording = Hook(fn, "on_recording")
         return fn
 
     def on_dtmf(self, fn: F) -> F:
@@ -224,12 +287,44 @@ class TAC:
         return result
 
 
+    def session_for_call(self, call_sid: str) -> ConversationSession | None:
+        """The live session of a call on this node, or ``None``."""
+        runtime = self.runtime
+        return runtime.session_by_call_sid(call_sid) if runtime is not None else None
+
+    async def end_call(self, call_sid: str) -> bool:
+        """Hang up ``call_sid`` (Calls API ``Status=completed``) and end its conversation
+        on this node if it is live. Returns whether Twilio accepted the hang-up; an
+        unknown or already ended call is logged and gives ``False`` (no exception)."""
+        from tac_actors.channels.call_events import end_call
+
+        return await end_call(self, call_sid)
+
+    async def send_response(self, conversation_id: str, response: Reply) -> None:
+        """Send ``response`` (a ``str``, or an async iterator of ``str`` to stream it)
+        into the live conversation ``conversation_id`` (its id, or a call's CallSid) from
+        outside its turns: e.g. from a call-event hook, a timer or your own HTTP route.
+
+        It becomes a turn of its own, in order with the conversation's messages: it
+        waits behind a running turn on text and preempts it on voice (the busy policy);
+        a barge-in stops it like any reply; it is recorded in ``session.history``; a
+        text goes through the messaging outbox (sent once, retried under one key).
+        Returns once it is queued. :class:`LookupError` when no such conversation is
+        live on this node; :class:`RuntimeError` when the runtime is not running."""
+        from tac_actors.channels.call_events import push
+
+        runtime = self.runtime
+        if runtime is None:
+            raise RuntimeError("send_response needs the TAC runtime running")
+        await push(runtime, conversation_id, response)
+
     async def start_conversation(
         self, channel: Channel | str, to: str, message: str | None = None, *,
         metadata: Mapping[str, Any] | None = None, channel_id: str | None = None,
         from_: str | None = None, websocket_url: str | None = None,
         twiml_options: ConversationRelayOptions | None = None,
         media: MediaStreamOptions | None = None,
+        call_options: CallOptions | None = None,
     ) -> OutboundResult:
         """Start an outbound conversation with ``to`` and return an
         :class:`~tac_actors.channels.outbound.OutboundResult`.
@@ -243,7 +338,12 @@ class TAC:
         becomes the call's custom parameters. With ``media``
         (:class:`~tac_actors.realtime.MediaStreamOptions`) the call is speech-to-speech:
         a media stream to ``wss://{voice_public_domain}/media-stream``, bridged to the
-        realtime model (``media.realtime`` or ``TAC(realtime=...)``).
+        realtime model (``media.realtime`` or ``TAC(realtime=...)``). ``call_options``
+        (:class:`~tac_actors.protocol.call_options.CallOptions`: machine detection,
+        recording, ring timeout, any Calls API parameter) are layered over
+        ``config.call_options``; the callback URLs of the registered ``on_call_status``,
+        ``on_amd`` and ``on_recording`` hooks are filled in from our public URL.
+        ``from_`` picks the sender on every channel (default: our configured address).
 
         Needs the runtime running (:func:`tac_actors.serve`, the CLI, or
         :func:`~tac_actors.testing.open_harness`): :class:`RuntimeError` otherwise.
@@ -255,7 +355,8 @@ class TAC:
                                "server (tac_actors.serve) or a test harness first")
         return await runtime.start_conversation(
             channel, to, message, metadata=metadata, channel_id=channel_id, from_=from_,
-            websocket_url=websocket_url, twiml_options=twiml_options, media=media)
+            websocket_url=websocket_url, twiml_options=twiml_options, media=media,
+            call_options=call_options)
 
 
 class _AppAgent:
@@ -265,7 +366,7 @@ class _AppAgent:
         self._tac = tac
 
     async def reply(self, message: Utterance, session: ConversationSession) -> Reply:
-        callback = self._tac._message_ready
+        callback = self._tac.message_hook_for(session)
         if callback is None:
             raise RuntimeError("no on_message_ready callback is registered")
         provider = self._tac.memory_provider
@@ -313,6 +414,14 @@ class _AppAgent:
             await self._tac.run_hook(self._tac._ended, session)
         else:
             await trio.lowlevel.checkpoint()
+
+
+def _number_key(number: str) -> str:
+    """A number as compared for routing: without a channel prefix or spaces."""
+    head, sep, rest = number.partition(":")
+    if sep and head.lower() in ("whatsapp", "rcs", "sms", "tel"):
+        number = rest
+    return "".join(number.split()).lower()
 
 
 def _check_reply(result: Any, name: str) -> Reply:

@@ -24,6 +24,7 @@ from tac_actors.actors.messages import (
     Interruption,
     Message,
     PartialUtterance,
+    Push,
     SessionUpdate,
     Utterance,
 )
@@ -58,6 +59,7 @@ __all__ = [
     "NotAccepting",
     "Outbox",
     "PartialUtterance",
+    "Push",
     "Reply",
     "ReplyGate",
     "SessionUpdate",

@@ -25,6 +25,7 @@ from tac_actors.actors.messages import (
     Interruption,
     Message,
     PartialUtterance,
+    Push,
     Utterance,
     is_urgent,
 )
@@ -107,6 +108,9 @@ class ActorCell:
         elif isinstance(message, Digits):
             if not message.turn:
                 message = Digits(message.digit, self._issue())
+        elif isinstance(message, Push):
+            if not message.turn:  # a push never preempts: it runs after the running turn
+                message = Push(message.reply, self.gate.issue())
         elif isinstance(message, Interruption) and message.through is None:
             through = self.gate.interrupt()
             ack = getattr(self.outbox, "deliver_nowait", None)

@@ -34,6 +34,7 @@ import math
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
@@ -50,6 +51,7 @@ from tac_actors.actors.messages import (
     Interruption,
     Message,
     PartialUtterance,
+    Push,
     SessionUpdate,
     Utterance,
     is_urgent,
@@ -132,6 +134,8 @@ class ConversationActor:
             case Digits():
                 await self._start_turn(message.turn,
                                        lambda: self.agent.reply_digits(message, self.session))
+            case Push():
+                await self._start_turn(message.turn, partial(self._pushed, message))
             case Interruption():
                 await self._interrupt(message)
             case PartialUtterance():
@@ -184,6 +188,15 @@ class ConversationActor:
             await self._turn_body(turn, work, started)
         finally:
             CURRENT_TURN.reset(token)
+
+    async def _pushed(self, push: Push) -> Reply:
+        """The work of a pushed turn: its reply as given. A text outbox starts a turn
+        that answers no inbound message (so the reply gets a key of its own)."""
+        begin = getattr(self.outbox, "begin", None)
+        if begin is not None:
+            begin(())
+        await trio.lowlevel.checkpoint()
+        return push.reply  # type: ignore[no-any-return]
 
     async def _turn_body(self, turn: Turn, work: Callable[[], Awaitable[Reply]],
                          started: float) -> None:

@@ -20,6 +20,7 @@ __all__ = [
     "Interruption",
     "Message",
     "PartialUtterance",
+    "Push",
     "SessionUpdate",
     "Utterance",
 ]
@@ -37,6 +38,19 @@ class Utterance:
     lang: str | None = None
     message_id: str | None = None
     meta: dict[str, Any] = attrs.field(factory=dict, eq=False)
+    #: the turn id the conversation issued when the message arrived (0: not yet)
+    turn: int = attrs.field(default=0, eq=False)
+
+
+@attrs.frozen
+class Push:
+    """A reply the app sends from outside any turn (``TAC.send_response``): a ``str`` or
+    an async iterator of ``str``. It runs as a turn of its own, in mailbox order, without
+    calling the agent: the busy policy applies (it queues behind a running turn, or
+    preempts it), a barge-in stops it like any reply, and what was sent is recorded in
+    ``session.history``."""
+
+    reply: Any = attrs.field(eq=False)
     #: the turn id the conversation issued when the message arrived (0: not yet)
     turn: int = attrs.field(default=0, eq=False)
 
@@ -109,7 +123,7 @@ class Drain:
 
 Message: TypeAlias = (
     Utterance | PartialUtterance | Digits | Interruption | ChannelError | Fault | SessionUpdate
-    | Drain
+    | Drain | Push
 )
 
 #: an interruption is not urgent: it takes effect when it is handed over (the reply gate)

@@ -270,8 +270,18 @@ class MessagingChannel:
             return self.options.chat_agent_address
         return None
 
+    def sender_address(self, channel: Channel, from_: str | None) -> str | None:
+        """The address an outbound text on ``channel`` goes from: ``from_`` when given (a
+        bare number is prefixed with ``whatsapp:`` on WhatsApp), else
+        :meth:`agent_address`."""
+        if not from_:
+            return self.agent_address(channel)
+        if channel is Channel.WHATSAPP and not from_.startswith("whatsapp:"):
+            return f"whatsapp:{from_}"
+        return from_
+
     def _is_ours(self, address: str) -> bool:
-        mine = (self.config.phone_number, self.config.whatsapp_number,
+        mine = (*self.config.phone_numbers, self.config.whatsapp_number,
                 self.config.rcs_sender_id, self.options.chat_agent_address)
         return bare(address) in {bare(a) for a in mine if a}
 

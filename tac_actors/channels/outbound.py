@@ -8,7 +8,13 @@
   conversation created for it is closed, and the service error is raised.
 * **Voice**: place a call through the Voice API whose TwiML connects the answered call
   to our ConversationRelay WebSocket; the actor starts when the socket's ``setup``
-  arrives, as for an inbound call.
+  arrives, as for an inbound call. The call carries Calls API options
+  (:class:`~tac_actors.protocol.call_options.CallOptions`): the callback URLs of the
+  registered call-event hooks, then ``config.call_options``, then the call's own.
+
+Every start goes from ``from_`` when given (any of our numbers: ``config.phone_numbers``,
+or another address Twilio lets us send from), else from our configured address on the
+channel (``phone_number`` for voice and SMS).
 """
 
 from __future__ import annotations
@@ -24,15 +30,16 @@ import trio
 
 from tac_actors.channels.messaging import MessagingChannel, bare
 from tac_actors.channels.messaging_outbox import Route
+from tac_actors.protocol.call_options import CallOptions
 from tac_actors.protocol.twiml import ConversationRelayOptions, connect_twiml, stream_twiml
 from tac_actors.services import ServiceError, TwilioServices
-from tac_actors.services.calls import CallsClient
+from tac_actors.services.calls import Call, CallsClient
 from tac_actors.session import AuthorInfo, Channel, ConversationSession
 
 if TYPE_CHECKING:
     from tac_actors.tac import TAC
 
-__all__ = ["OutboundResult", "start_call", "start_text_conversation"]
+__all__ = ["OutboundResult", "call_options_for", "start_call", "start_text_conversation"]
 
 log = logging.getLogger("tac_actors.outbound")
 
@@ -54,17 +61,20 @@ class OutboundResult:
 async def start_text_conversation(
     messaging: MessagingChannel, channel: Channel, to: str, message: str, *,
     metadata: Mapping[str, Any] | None = None, channel_id: str | None = None,
+    from_: str | None = None,
 ) -> OutboundResult:
     """Start (or continue) a text conversation with ``to``; see the module docstring.
-    Raises :class:`ValueError` for a missing sender or message,
-    :class:`~tac_actors.services.ServiceError` when the Orchestrator refuses."""
+    The message goes from ``from_`` (one of our numbers or addresses), by default our
+    configured address on the channel. Raises :class:`ValueError` for a missing sender
+    or message, :class:`~tac_actors.services.ServiceError` when the Orchestrator
+    refuses."""
     if channel.is_voice:
         raise ValueError("use start_call for voice")
     if not message.strip():
         raise ValueError("an outbound conversation needs a first message")
     if channel is Channel.CHAT and not channel_id:
         raise ValueError("an outbound chat needs the chat's channel_id")
-    ours = messaging.agent_address(channel)
+    ours = messaging.sender_address(channel, from_)
     if not ours:
         raise ValueError(f"no sender address configured for {channel} "
                          "(phone_number, whatsapp_number or rcs_sender_id)")
@@ -126,19 +136,45 @@ async def start_text_conversation(
 
 
 def websocket_url(tac: TAC) -> str:
-    """``wss://{voice_public_domain}{voice_websocket_path}``; ValueError without a domain."""
+    """``wss://{voice_public_domain}{voice_websocket_path}``, else (a server bound to a
+    loopback address: local development) ``ws://host:port{voice_websocket_path}``;
+    ValueError without either."""
     domain = tac.config.voice_public_domain
-    if not domain:
-        raise ValueError("an outbound call needs TWILIO_VOICE_PUBLIC_DOMAIN (or websocket_url)")
-    return f"wss://{domain}{tac.config.voice_websocket_path}"
+    if domain:
+        return f"wss://{domain}{tac.config.voice_websocket_path}"
+    local = tac.runtime.local_base if tac.runtime is not None else None
+    if local:
+        return "ws" + local.removeprefix("http") + tac.config.voice_websocket_path
+    raise ValueError("an outbound call needs TWILIO_VOICE_PUBLIC_DOMAIN (or websocket_url)")
+
+
+def call_options_for(tac: TAC, per_call: CallOptions | None) -> CallOptions:
+    """The Calls API options of one outbound call, lowest layer first: the callback URLs
+    of the registered call-event hooks, ``config.call_options``, then ``per_call``."""
+    from tac_actors.channels.call_events import callback_urls
+
+    return callback_urls(tac).merged(tac.config.call_options, per_call)
+
+
+async def _place(tac: TAC, services: TwilioServices | None, *, to: str, sender: str,
+                 twiml: str, options: CallOptions) -> Call:
+    config = tac.config
+    if services is not None:
+        return await CallsClient(services.http, config.account_sid).create(
+            to=to, from_=sender, twiml=twiml, options=options)
+    async with TwilioServices.open(config) as own:
+        return await CallsClient(own.http, config.account_sid).create(
+            to=to, from_=sender, twiml=twiml, options=options)
 
 
 async def start_call(tac: TAC, services: TwilioServices | None, to: str, *,
                      from_: str | None = None, websocket_url_: str | None = None,
                      twiml_options: ConversationRelayOptions | None = None,
-                     parameters: Mapping[str, str] | None = None) -> OutboundResult:
-    """Call ``to`` and connect the answered call to our WebSocket. Opens a service
-    client for the call when the runtime has none (ConversationRelay-only mode)."""
+                     parameters: Mapping[str, str] | None = None,
+                     call_options: CallOptions | None = None) -> OutboundResult:
+    """Call ``to`` and connect the answered call to our WebSocket, with the Calls API
+    options of :func:`call_options_for`. Opens a service client for the call when the
+    runtime has none (ConversationRelay-only mode)."""
     config = tac.config
     sender = from_ or config.phone_number
     if not sender:
@@ -151,20 +187,16 @@ async def start_call(tac: TAC, services: TwilioServices | None, to: str, *,
     action = (f"https://{config.voice_public_domain}{config.voice_action_path}"
               if config.voice_public_domain else None)
     twiml = connect_twiml(options, action_url=action)
-    if services is not None:
-        call = await CallsClient(services.http, config.account_sid).create(
-            to=to, from_=sender, twiml=twiml)
-    else:
-        async with TwilioServices.open(config) as own:
-            call = await CallsClient(own.http, config.account_sid).create(
-                to=to, from_=sender, twiml=twiml)
-    log.info("outbound call %s to %s", call.sid, to)
+    call = await _place(tac, services, to=to, sender=sender, twiml=twiml,
+                        options=call_options_for(tac, call_options))
+    log.info("outbound call %s to %s from %s", call.sid, to, sender)
     return OutboundResult(channel=Channel.VOICE, to=to, call_sid=call.sid)
 
 
 async def start_media_call(tac: TAC, services: TwilioServices | None, to: str, *,
                            from_: str | None = None, websocket_url_: str | None = None,
-                           parameters: Mapping[str, str] | None = None) -> OutboundResult:
+                           parameters: Mapping[str, str] | None = None,
+                           call_options: CallOptions | None = None) -> OutboundResult:
     """Call ``to`` and connect the answered call to our media-stream route (a
     speech-to-speech call: ``<Connect><Stream>``). ``websocket_url_`` defaults to
     ``wss://{voice_public_domain}/media-stream``."""
@@ -183,12 +215,7 @@ async def start_media_call(tac: TAC, services: TwilioServices | None, to: str, *
     twiml = stream_twiml(websocket_url_,
                          parameters={"From": sender, "To": to, **(parameters or {})},
                          action_url=f"https://{domain}{MEDIA_ACTION_PATH}" if domain else None)
-    if services is not None:
-        call = await CallsClient(services.http, config.account_sid).create(
-            to=to, from_=sender, twiml=twiml)
-    else:
-        async with TwilioServices.open(config) as own:
-            call = await CallsClient(own.http, config.account_sid).create(
-                to=to, from_=sender, twiml=twiml)
+    call = await _place(tac, services, to=to, sender=sender, twiml=twiml,
+                        options=call_options_for(tac, call_options))
     log.info("outbound speech-to-speech call %s to %s", call.sid, to)
     return OutboundResult(channel=Channel.VOICE, to=to, call_sid=call.sid)

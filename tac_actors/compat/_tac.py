@@ -61,7 +61,7 @@ class TAC(native.TAC):
         modes.update(dict.fromkeys(channels, str(MemoryMode(mode))))
         self.memory_mode = modes
 
-    def on_message_ready(self, fn: F) -> F:
+    def on_message_ready(self, fn: F) -> F:  # type: ignore[override]  # the reference form
         super().on_message_ready(_adapt(fn, _message_args))
         return fn
 

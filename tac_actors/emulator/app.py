@@ -19,7 +19,9 @@ from quart import Response, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
+from tac_actors.emulator import calls as call_routes
 from tac_actors.emulator import inspection, intelligence, knowledge, memory, orchestrator, studio
+from tac_actors.emulator.calls import DEFAULT_AUTH_TOKEN, CallSimulator
 from tac_actors.emulator.db import ApiError, Database
 from tac_actors.emulator.faults import Faults, product_of
 from tac_actors.emulator.inspection import RequestRecord
@@ -51,6 +53,7 @@ def create_app(
     credentials: Mapping[str, str] | None = None,
     on_request: Callable[[], None] | None = None,
     emitter: intelligence.IntelligenceEmitter | None = None,
+    calls: CallSimulator | None = None,
 ) -> QuartTrio:
     """The app serving ``db``. ``journal`` receives one record per product request;
     ``on_request`` is called after each one (the emulator wakes its waiters with it);
@@ -63,6 +66,8 @@ def create_app(
     app.register_blueprint(memory.blueprint(db))
     app.register_blueprint(knowledge.blueprint(db))
     app.register_blueprint(studio.blueprint(db, account_sid))
+    app.register_blueprint(call_routes.blueprint(
+        db, calls if calls is not None else CallSimulator(db, auth_token=DEFAULT_AUTH_TOKEN)))
     app.register_blueprint(inspection.blueprint(db, faults, journal, emitter))
 
     @app.before_request

@@ -18,6 +18,7 @@ from tac_actors.emulator.intelligence import add_routes as add_intelligence_rout
 __all__ = [
     "RequestRecord",
     "blueprint",
+    "call_events",
     "created_observations",
     "created_profiles",
     "created_summaries",
@@ -80,6 +81,12 @@ def made_calls(db: Database) -> list[dict[str, Any]]:
     return db.all("call")
 
 
+def call_events(db: Database) -> list[dict[str, Any]]:
+    """Call callbacks the emulator delivered (or tried to): ``call_sid``, ``kind``
+    (status, amd, recording), ``url``, ``form``, and ``status_code`` or ``error``."""
+    return db.all("call_event")
+
+
 def created_observations(db: Database) -> list[dict[str, Any]]:
     """Observations created through the API (not the seeded ones)."""
     return db.all("api_observation")
@@ -104,6 +111,7 @@ def blueprint(db: Database, faults: Faults, journal: list[RequestRecord],
         "messages": sent_messages,
         "executions": studio_executions,
         "calls": made_calls,
+        "call-events": call_events,
         "observations": created_observations,
         "summaries": created_summaries,
         "profiles": created_profiles,

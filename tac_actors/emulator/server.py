@@ -35,6 +35,7 @@ from hypercorn.config import Config as HypercornConfig
 from tac_actors.config import TACConfig
 from tac_actors.emulator import inspection
 from tac_actors.emulator.app import create_app
+from tac_actors.emulator.calls import DEFAULT_AUTH_TOKEN, CallScript, CallSimulator
 from tac_actors.emulator.db import Database
 from tac_actors.emulator.faults import Faults
 from tac_actors.emulator.inspection import RequestRecord
@@ -68,6 +69,7 @@ class Emulator:
         db_path: str = ":memory:",
         credentials: Mapping[str, str] | None = None,
         fault_seed: int = 0,
+        auth_token: str = DEFAULT_AUTH_TOKEN,
     ) -> None:
         self.db = Database(db_path)
         try:
@@ -84,10 +86,15 @@ class Emulator:
         #: (:mod:`tac_actors.emulator.intelligence`)
         self.intelligence = IntelligenceEmitter(self.db, self.account_sid,
                                                 on_change=lambda: self._wake())
+        #: the auth token callbacks are signed with (``X-Twilio-Signature``)
+        self.auth_token = auth_token
+        #: plays the callbacks of outbound calls (see :mod:`tac_actors.emulator.calls`)
+        self.calls = CallSimulator(self.db, auth_token=auth_token,
+                                   on_record=lambda: self._wake())
         self.app = create_app(
             self.db, self.faults, account_sid=self.account_sid, journal=self.journal,
             credentials=self._credentials, on_request=lambda: self._wake(),
-            emitter=self.intelligence,
+            emitter=self.intelligence, calls=self.calls,
         )
         self._url: str | None = None
 
@@ -121,6 +128,28 @@ class Emulator:
     def made_calls(self) -> list[dict[str, Any]]:
         """Outbound calls placed through ``Calls.json`` (with their ``twiml``)."""
         return inspection.made_calls(self.db)
+
+    def call_events(self) -> list[dict[str, Any]]:
+        """Call callbacks delivered (or tried), oldest first: ``call_sid``, ``kind``,
+        ``url``, ``form``, and ``status_code`` or ``error``."""
+        return inspection.call_events(self.db)
+
+    def script_call(self, to: str, script: CallScript | None = None, **fields: Any) -> None:
+        """What happens to calls placed to ``to`` from now on: a :class:`CallScript`, or
+        its fields (``status="busy"``, ``answered_by="machine_start"``, ``duration=0``)."""
+        self.calls.scripts[to] = script if script is not None else CallScript(**fields)
+
+    async def wait_call_events(self, count: int, *, call_sid: str | None = None
+                               ) -> list[dict[str, Any]]:
+        """Wait until ``count`` call callbacks (of ``call_sid``, when given) have been
+        delivered or have failed; returns them."""
+
+        def delivered() -> list[dict[str, Any]]:
+            return [e for e in self.call_events()
+                    if call_sid is None or e["call_sid"] == call_sid]
+
+        await self.wait_until(lambda: len(delivered()) >= count)
+        return delivered()
 
     def _wake(self) -> None:
         self._changed.set()
@@ -204,6 +233,7 @@ class Emulator:
         db_path: str = ":memory:",
         credentials: Mapping[str, str] | None = None,
         fault_seed: int = 0,
+        auth_token: str = DEFAULT_AUTH_TOKEN,
     ) -> AsyncIterator[Emulator]:
         """Start an emulator on ``host:port`` (0: any free port) for the block.
 
@@ -213,9 +243,11 @@ class Emulator:
         stop = trio.Event()
         body_error: BaseException | None = None
         with cls(seed=seed, db_path=db_path, credentials=credentials,
-                 fault_seed=fault_seed) as emulator:
+                 fault_seed=fault_seed, auth_token=auth_token) as emulator:
             try:
                 async with trio.open_nursery() as nursery:
+                    playing = trio.CancelScope()
+                    await nursery.start(_in_scope, playing, emulator.calls.run)
                     binds = await nursery.start(partial(
                         hypercorn.trio.serve, emulator.app, _config(host, port),
                         shutdown_trigger=stop.wait,
@@ -231,11 +263,18 @@ class Emulator:
                         emulator._url = None
                         emulator.intelligence.nursery = None
                         stop.set()
+                        playing.cancel()  # callbacks still being played
             except BaseExceptionGroup as group:
                 # the block's own exception comes back wrapped by the nursery: unwrap it
                 if body_error is not None and list(group.exceptions) == [body_error]:
                     raise body_error from None
                 raise
+
+
+async def _in_scope(scope: trio.CancelScope, fn: Callable[..., Any], *,
+                    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    with scope:
+        await fn(task_status=task_status)
 
 
 def _config(host: str, port: int) -> HypercornConfig:

@@ -1,6 +1,6 @@
-"""Studio executions, Programmable Messaging and outbound calls, emulated (form-encoded requests,
+"""Studio executions and Programmable Messaging, emulated (form-encoded requests,
 snake_case answers, as in Twilio's classic APIs). Both record what they were asked to
-do, for tests to inspect."""
+do, for tests to inspect. Outbound calls: :mod:`tac_actors.emulator.calls`."""
 
 from __future__ import annotations
 
@@ -82,27 +82,5 @@ def blueprint(db: Database, account_sid: str) -> Blueprint:
         }
         db.put("message", message, parent=account, doc_id=message["sid"])
         return message, 201
-
-    @bp.post("/2010-04-01/Accounts/<account>/Calls.json")
-    async def create_call(account: str) -> Any:
-        form = await _form()
-        to = _required(form, "To")
-        sender = _required(form, "From")
-        if not (form.get("Twiml") or form.get("Url") or form.get("ApplicationSid")):
-            raise ApiError(400, "Either Url, Twiml or ApplicationSid is required.",
-                           code=21205)
-        call = {
-            "sid": db.new_id("CA"),
-            "account_sid": account,
-            "to": to,
-            "from": sender,
-            "status": "queued",
-            "direction": "outbound-api",
-            "date_created": now_iso(),
-        }
-        db.put("call", {**call, "twiml": form.get("Twiml"), "url": form.get("Url"),
-                        "status_callback": form.get("StatusCallback")},
-               parent=account, doc_id=call["sid"])
-        return call, 201
 
     return bp

@@ -16,6 +16,12 @@ callback``                         app's ``on_handoff`` hook for the next TwiML
                                    (``config.intelligence``), see
                                    :mod:`tac_actors.server.intelligence`
 ``GET /health``                    liveness and a few figures
+``POST /twilio/call-events/        Twilio's call callbacks (status, async AMD,
+{status,amd,recording}``           recording) to ``on_call_status``, ``on_amd``,
+                                   ``on_recording``: 200, 400 for a payload that is not
+                                   a call event, 403 for another account's call
+                                   (:mod:`tac_actors.channels.call_events`; the base
+                                   path is ``voice_call_event_path``)
 ``POST /media-twiml``              TwiML connecting the call to a media stream
                                    (speech-to-speech: ``TAC(realtime=...)``)
 ``WS /media-stream``               one Twilio Media Streams call, bridged to the
@@ -57,7 +63,9 @@ from quart import Blueprint, Response, current_app, request, websocket
 from quart_trio import QuartTrio
 
 from tac_actors._logsafe import excerpt
+from tac_actors.channels.call_events import deliver_call_event
 from tac_actors.channels.media import MEDIA_ACTION_PATH, MEDIA_TWIML_PATH, MEDIA_WEBSOCKET_PATH
+from tac_actors.protocol.call_events import CALL_EVENT_KINDS
 from tac_actors.protocol.signature import public_url
 from tac_actors.protocol.twiml import (
     ConversationRelayOptions,
@@ -250,6 +258,20 @@ def mount(app: QuartTrio, tac: TAC, *, url_prefix: str = "") -> QuartTrio:
         if tac._handoff is not None:
             xml = await tac.run_hook(tac._handoff, callback)
         return Response(xml or hangup_twiml(), mimetype=XML)
+
+    def add_call_event_route(kind: str) -> None:
+        async def call_event() -> Response:
+            form = await _form()
+            if (denied := await _check_form(state, form)) is not None:
+                return denied
+            answer = await deliver_call_event(tac, kind, form)
+            return Response(answer.text, status=answer.status, mimetype="text/plain")
+
+        bp.add_url_rule(config.call_event_path(kind), f"call_event_{kind}", call_event,
+                        methods=["POST"])
+
+    for kind in CALL_EVENT_KINDS:
+        add_call_event_route(kind)
 
     if config.orchestrator_enabled:
         @bp.route(config.webhook_path, methods=["POST"])

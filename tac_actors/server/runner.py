@@ -9,6 +9,7 @@ hypercorn stops.
 from __future__ import annotations
 
 import gc
+import ipaddress
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -159,7 +160,10 @@ async def serve(tac: TAC, host: str = "0.0.0.0", port: int = 8000, *,
         nursery.start_soon(_serve_until, listeners, door, listening)
         gc.freeze()  # what start-up allocated never needs a cyclic collection again
         gc.set_threshold(*gc_thresholds())
-        task_status.started([f"http://{_host_for_url(bound[0])}:{bound[1]}"])
+        base = f"http://{_host_for_url(bound[0])}:{bound[1]}"
+        if _is_loopback(bound[0]):
+            runtime.local_base = base  # call-event callbacks in local development
+        task_status.started([base])
         await drain_after_trigger()
         with trio.move_on_after(FINISH_CLOSES):
             await door.wait_no_calls()  # drained calls finish their close handshakes
@@ -191,3 +195,10 @@ def _peer_address(transport: FastTransport) -> str | None:
 
 def _host_for_url(host: str) -> str:
     return f"[{host}]" if ":" in host else host
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"

@@ -326,7 +326,7 @@ class ServiceHTTP:
         *,
         params: Mapping[str, Any] | None = None,
         json_body: Any = None,
-        form: Mapping[str, str] | None = None,
+        form: Mapping[str, str | list[str]] | None = None,
         idempotency_key: str | None = None,
         idempotent: bool | None = None,
     ) -> Reply:

@@ -1,0 +1,171 @@
+"""Call events end to end over loopback sockets: the emulator places a call, plays its
+signed status/AMD/recording callbacks to our served routes, and the app's hooks run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import trio
+
+from tac_actors import TAC
+from tac_actors.emulator import EXAMPLE_SEED, Emulator
+from tac_actors.protocol.call_events import AmdEvent, CallStatusEvent, RecordingEvent
+from tac_actors.protocol.call_options import CallOptions
+from tac_actors.protocol.signature import compute_signature
+
+from ..messaging.conftest import served
+
+TOKEN = "call-events-token"
+ADA = "+15551230001"
+BUSY = "+15551230002"
+
+
+def relay_only_tac(emu: Emulator, **overrides: Any) -> TAC:
+    """ConversationRelay-only mode, signatures checked with the emulator's token."""
+    values: dict[str, Any] = {"conversation_configuration_id": None, "knowledge_base_id": None,
+                              "auth_token": TOKEN}
+    values.update(overrides)
+    tac = TAC(emu.tac_config(**values))
+    tac.on_message_ready(lambda m, s, mem: "ok")
+    return tac
+
+
+async def test_voicemail_is_detected_hung_up_and_reported() -> None:
+    events: list[Any] = []
+    done = trio.Event()
+    hung_up: list[bool] = []
+    with trio.fail_after(20):
+        async with Emulator.running(seed=EXAMPLE_SEED, auth_token=TOKEN) as emu:
+            emu.script_call(ADA, answered_by="machine_start")
+            tac = relay_only_tac(emu, call_options=CallOptions(timeout=25))
+
+            @tac.on_call_status
+            def status(event: CallStatusEvent) -> None:  # sync hooks run in a thread
+                events.append(event)
+                if event.is_final:
+                    trio.from_thread.run_sync(done.set)
+
+            @tac.on_amd
+            async def amd(event: AmdEvent) -> None:
+                events.append(event)
+                if event.is_machine:
+                    hung_up.append(await tac.end_call(event.call_sid))
+
+            @tac.on_recording
+            async def recording(event: RecordingEvent) -> None:
+                events.append(event)
+
+            async with served(tac) as url:
+                result = await tac.start_conversation(
+                    "voice", ADA, call_options=CallOptions(
+                        machine_detection="Enable", record=True,
+                        status_callback_event=["initiated", "ringing", "answered"]))
+                await done.wait()
+                await emu.wait_call_events(6)
+            (call,) = emu.made_calls()
+            delivered = emu.call_events()
+    params = call["parameters"]
+    assert params["MachineDetection"] == "Enable" and params["AsyncAmd"] == "true"
+    assert params["Record"] == "true" and params["Timeout"] == "25"  # config default
+    assert params["StatusCallback"] == f"{url}/twilio/call-events/status"
+    assert params["AsyncAmdStatusCallback"] == f"{url}/twilio/call-events/amd"
+    assert params["RecordingStatusCallback"] == f"{url}/twilio/call-events/recording"
+    assert [e["status_code"] for e in delivered] == [200] * 6  # every signature checked
+    kinds = [(type(e).__name__, getattr(e, "call_status", None) or
+              getattr(e, "answered_by", None) or getattr(e, "recording_status", None))
+             for e in events]
+    assert kinds == [("CallStatusEvent", "initiated"), ("CallStatusEvent", "ringing"),
+                     ("CallStatusEvent", "in-progress"), ("AmdEvent", "machine_start"),
+                     ("CallStatusEvent", "completed"), ("RecordingEvent", "completed")]
+    assert {e.call_sid for e in events} == {result.call_sid}
+    assert hung_up == [True]
+    assert events[3].is_machine and not events[4].is_unreached
+
+
+async def test_unreached_call_reaches_on_call_status_only() -> None:
+    seen: list[Any] = []
+    with trio.fail_after(20):
+        async with Emulator.running(seed=EXAMPLE_SEED, auth_token=TOKEN) as emu:
+            emu.script_call(BUSY, status="busy")
+            tac = relay_only_tac(emu)
+            got = trio.Event()
+
+            @tac.on_call_status
+            async def status(event: CallStatusEvent) -> None:
+                seen.append(event)
+                got.set()
+
+            async with served(tac):
+                await tac.start_conversation("voice", BUSY, call_options=CallOptions(
+                    machine_detection="Enable"))
+                await got.wait()
+            (call,) = emu.made_calls()
+    (event,) = seen
+    assert event.call_status == "busy" and event.is_unreached and event.to == BUSY
+    # no on_amd hook: the call was placed without an AMD callback URL
+    assert "AsyncAmdStatusCallback" not in call["parameters"]
+    assert "RecordingStatusCallback" not in call["parameters"]
+
+
+async def test_bad_signature_bad_payload_other_account_and_failing_hook() -> None:
+    errors: list[Any] = []
+    with trio.fail_after(20):
+        async with Emulator.running(seed=EXAMPLE_SEED, auth_token=TOKEN) as emu:
+            tac = relay_only_tac(emu)
+
+            @tac.on_amd
+            async def amd(event: AmdEvent) -> None:
+                raise RuntimeError("app bug")
+
+            @tac.on_error
+            async def on_error(exc: BaseException, context: Any) -> None:
+                errors.append((str(exc), context.phase, context.conversation_id,
+                               context.detail))
+
+            async with served(tac) as url, httpx.AsyncClient() as client:
+                endpoint = f"{url}/twilio/call-events/amd"
+
+                async def post(form: dict[str, str], token: str = TOKEN) -> httpx.Response:
+                    signature = compute_signature(token, endpoint, form)
+                    return await client.post(endpoint, data=form,
+                                             headers={"X-Twilio-Signature": signature})
+
+                good = {"CallSid": "CA1", "AccountSid": emu.account_sid,
+                        "AnsweredBy": "human"}
+                forged = await post(good, token="someone-else")
+                unsigned = await client.post(endpoint, data=good)
+                no_sid = await post({"AnsweredBy": "human"})
+                other = await post({**good, "AccountSid": "AC" + "9" * 32})
+                failing = await post(good)
+                no_hook = await client.post(
+                    f"{url}/twilio/call-events/recording",
+                    data={"CallSid": "CA1"}, headers={"X-Twilio-Signature": compute_signature(
+                        TOKEN, f"{url}/twilio/call-events/recording", {"CallSid": "CA1"})})
+    assert (forged.status_code, unsigned.status_code) == (403, 403)
+    assert no_sid.status_code == 400 and "CallSid" in no_sid.text
+    assert other.status_code == 403
+    assert failing.status_code == 200  # the app's failure is reported, not Twilio's
+    assert no_hook.status_code == 200
+    assert errors == [("app bug", "hook", "CA1", "on_amd: app bug")]
+
+
+async def test_call_event_path_is_configurable() -> None:
+    seen: list[str] = []
+    with trio.fail_after(20):
+        async with Emulator.running(seed=EXAMPLE_SEED, auth_token=TOKEN) as emu:
+            emu.script_call(BUSY, status="no-answer")
+            tac = relay_only_tac(emu, voice_call_event_path="/hooks/calls")
+            got = trio.Event()
+
+            @tac.on_call_status
+            async def status(event: CallStatusEvent) -> None:
+                seen.append(event.call_status or "")
+                got.set()
+
+            async with served(tac) as url:
+                await tac.start_conversation("voice", BUSY)
+                await got.wait()
+            (call,) = emu.made_calls()
+    assert call["parameters"]["StatusCallback"] == f"{url}/hooks/calls/status"
+    assert seen == ["no-answer"]
