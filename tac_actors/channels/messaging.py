@@ -580,6 +580,7 @@ class MessagingChannel:
             session.profile_id = session.profile_id or customer.profile_id
             session.author_info = AuthorInfo(route.to_address, outbox.route.to_participant_id)
         session.ai_agent_info = AuthorInfo(from_address, outbox.route.from_participant_id)
+        session.called = from_address or session.called
 
     def classify(self, conversation_id: str, communications: Sequence[Communication]) -> None:
         """Note the log's order; once per conversation and process, mark the texts the
@@ -623,7 +624,9 @@ class MessagingChannel:
         customer = next((p for p in participants if author.participant_id
                          and p.id == author.participant_id), None) or _holder(
             participants, author.channel, author.address, ("CUSTOMER",))
-        ours = self.agent_address(channel)
+        # several numbers: the one the text was sent to, when it is one of ours
+        ours = next((r.address for r in event.recipients if self._is_ours(r.address)),
+                    None) or self.agent_address(channel)
         agent = _holder(participants, author.channel, ours, AGENT_TYPES) if ours else None
         agent = agent or next((p for p in participants if p.type in AGENT_TYPES
                                and _address_on(p, author.channel)), None)

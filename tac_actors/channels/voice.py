@@ -98,15 +98,17 @@ def session_from_setup(setup: Setup) -> ConversationSession:
     """A new voice session for a ``setup`` frame. The conversation id is the CallSid
     until the Orchestrator conversation is linked. ``author_info`` is the person on the
     call (:func:`remote_party`), in both modes, with no participant id until the
-    Orchestrator conversation is linked."""
+    Orchestrator conversation is linked. ``caller`` is the person and ``called`` our
+    number on outbound calls too (where Twilio's ``from`` is ours)."""
     person = remote_party(setup)
+    outbound = (setup.direction or "").lower().startswith("outbound")
     return ConversationSession(
         conversation_id=setup.call_sid,
         channel=Channel.VOICE,
         started_at=datetime.now(UTC),
         call_sid=setup.call_sid,
-        caller=setup.from_,
-        called=setup.to,
+        caller=setup.to if outbound else setup.from_,
+        called=setup.from_ if outbound else setup.to,
         custom_parameters=setup.custom_parameters,
         author_info=AuthorInfo(person) if person else None,
         metadata={"setup": setup},
