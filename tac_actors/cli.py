@@ -125,6 +125,11 @@ def _print_banner(tac: TAC, spec: str, binds: list[str], port: int,
     print(f"  Action URL    : POST http://{host_port}{config.voice_action_path}")
     if tac.is_orchestrator_enabled():
         print(f"  Orchestrator  : POST http://{host_port}{config.webhook_path}")
+    hooks = [name for name, hook in (("on_call_status", tac._call_status),
+                                     ("on_amd", tac._amd), ("on_recording", tac._recording))
+             if hook is not None]
+    print(f"  Call events   : POST http://{host_port}{config.voice_call_event_path}"
+          "/{status,amd,recording}" + (f"  ({', '.join(hooks)})" if hooks else ""))
     print(f"  Health        : GET  http://{host_port}/health   Metrics: GET "
           f"http://{host_port}/metrics   Live view: tac-actors top http://{host_port}")
     as_caller = f" --from {caller_hint}" if caller_hint else ""
@@ -142,6 +147,7 @@ def _print_banner(tac: TAC, spec: str, binds: list[str], port: int,
 
 async def _dev(spec: str, host: str, port: int, emulator_port: int, seed: str | None) -> None:
     from tac_actors.emulator import intelligence, serve_emulator
+    from tac_actors.emulator.calls import CallScript
     from tac_actors.emulator.seed import EXAMPLE_SEED, read_seed
 
     seed_path = seed or str(EXAMPLE_SEED)
@@ -170,6 +176,11 @@ async def _dev(spec: str, host: str, port: int, emulator_port: int, seed: str | 
         people = [p for store in data.get("memoryStores", []) for p in store.get("profiles", [])]
         phone = next((p["traits"].get("Contact", {}).get("phone") for p in people
                       if p.get("traits", {}).get("Contact", {}).get("phone")), None)
+        # outbound calls: answered by a person who hangs up after 20 s, unless scripted
+        emulator.calls.default = CallScript(duration=20.0)
+        print(f"  Outbound calls: the emulator plays their status/AMD/recording callbacks "
+              f"(script a number: curl -d '{{\"to\": \"+1555...\", \"answered_by\": "
+              f"\"machine_start\"}}' {emulator.url}/_emulator/call-scripts)", flush=True)
 
         def bound(binds: list[str]) -> None:
             # the emulator's Conversation Intelligence posts its operator results here

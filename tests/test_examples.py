@@ -116,6 +116,34 @@ async def test_concierge_uses_intelligence_results(
     assert "The customer wrote 2 message(s)" in caplog.text
 
 
+@pytest.mark.parametrize(("script", "told"), [
+    ({"answered_by": "machine_start"}, "I reached your voicemail"),
+    ({"status": "busy"}, "I couldn't reach you (busy)"),
+])
+async def test_concierge_calls_back_and_reports_voicemail_or_a_missed_call(
+        monkeypatch: pytest.MonkeyPatch, script: dict[str, str], told: str) -> None:
+    from tac_actors.testing import open_texter
+
+    from .messaging.conftest import served
+
+    with trio.fail_after(20):
+        async with Emulator.running(seed=EXAMPLE_SEED) as emu:
+            emu.script_call(ADA, **script)
+            monkeypatch.setenv("TWILIO_PHONE_NUMBER", "+15550000000")
+            tac = _concierge(emu, monkeypatch)
+            async with served(tac) as url, open_texter(url, emu, address=ADA) as texter:
+                await texter.send("please call me back")
+                assert (await texter.read_reply()).text.endswith("I'm calling you now.")
+                pushed = await texter.read_reply()
+                (call,) = emu.made_calls()
+                kinds = [e["kind"] for e in await emu.wait_call_events(
+                    2 if "status" not in script else 1)]
+    assert pushed.text.startswith(told)
+    assert (call["to"], call["from"]) == (ADA, "+15550000000")
+    assert call["parameters"]["MachineDetection"] == "Enable"
+    assert kinds[0] == ("status" if "status" in script else "amd")
+
+
 async def test_openai_example_says_what_is_missing_without_a_key(
         autojump_clock: object, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)

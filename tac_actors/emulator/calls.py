@@ -259,4 +259,23 @@ def blueprint(db: Database, simulator: CallSimulator) -> Blueprint:
                                             "direction", "date_created")}
         return public, 200
 
+    @bp.post("/_emulator/call-scripts")
+    async def script_call() -> Any:
+        """Script calls to a number: ``{"to": "+1555...", "status": "busy"}`` or
+        ``{"to": ..., "answered_by": "machine_start", "duration": 5}``; without ``to``
+        the default script changes."""
+        body = await request.get_json(force=True, silent=True)
+        if not isinstance(body, dict):
+            raise ApiError(400, "a JSON object is expected")
+        to = body.pop("to", None)
+        try:
+            script = CallScript(**body)
+        except (TypeError, ValueError) as exc:
+            raise ApiError(400, f"not a call script: {exc}") from None
+        if to is None:
+            simulator.default = script
+        else:
+            simulator.scripts[str(to)] = script
+        return {"to": to, **attrs.asdict(script)}, 200
+
     return bp

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import trio
 
-from tac_actors import TAC
+from tac_actors import TAC, TACConfig
 from tac_actors.emulator import EXAMPLE_SEED, Emulator
 from tac_actors.protocol.call_events import AmdEvent, CallStatusEvent, RecordingEvent
 from tac_actors.protocol.call_options import CallOptions
@@ -169,3 +169,29 @@ async def test_call_event_path_is_configurable() -> None:
             (call,) = emu.made_calls()
     assert call["parameters"]["StatusCallback"] == f"{url}/hooks/calls/status"
     assert seen == ["no-answer"]
+
+
+def test_the_banner_lists_the_call_event_routes_and_hooks(capsys: Any) -> None:
+    from tac_actors.cli import _print_banner
+
+    tac = TAC(TACConfig())
+    tac.on_amd(lambda event: None)
+    _print_banner(tac, "app.py:tac", ["http://127.0.0.1:8000"], 8000)
+    out = capsys.readouterr().out
+    assert ("Call events   : POST http://127.0.0.1:8000/twilio/call-events/"
+            "{status,amd,recording}  (on_amd)") in out
+
+
+async def test_calls_are_scripted_over_http() -> None:
+    with trio.fail_after(20):
+        async with Emulator.running() as emu, httpx.AsyncClient() as client:
+            busy = await client.post(f"{emu.url}/_emulator/call-scripts",
+                                     json={"to": BUSY, "status": "busy"})
+            default = await client.post(f"{emu.url}/_emulator/call-scripts",
+                                        json={"answered_by": "machine_start", "duration": 3})
+            bad = await client.post(f"{emu.url}/_emulator/call-scripts",
+                                    json={"status": "ringing"})
+    assert (busy.status_code, default.status_code, bad.status_code) == (200, 200, 400)
+    assert emu.calls.script(BUSY).status == "busy"
+    assert emu.calls.script(ADA).answered_by == "machine_start"
+    assert emu.calls.default.duration == 3
