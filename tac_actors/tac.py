@@ -305,9 +305,10 @@ class TAC:
         into the live conversation ``conversation_id`` (its id, or a call's CallSid) from
         outside its turns: e.g. from a call-event hook, a timer or your own HTTP route.
 
-        It becomes a turn of its own, in order with the conversation's messages: it
-        waits behind a running turn on text and preempts it on voice (the busy policy);
-        a barge-in stops it like any reply; it is recorded in ``session.history``; a
+        It becomes a turn of its own, in order with the conversation's messages. It never
+        preempts: it starts once the running turn has ended (so pushing from inside a
+        turn is safe: it follows that turn's reply). A barge-in stops it like any reply,
+        a prompt read after it preempts it, it is recorded in ``session.history``, and a
         text goes through the messaging outbox (sent once, retried under one key).
         Returns once it is queued. :class:`LookupError` when no such conversation is
         live on this node; :class:`RuntimeError` when the runtime is not running."""

@@ -46,9 +46,10 @@ class Utterance:
 class Push:
     """A reply the app sends from outside any turn (``TAC.send_response``): a ``str`` or
     an async iterator of ``str``. It runs as a turn of its own, in mailbox order, without
-    calling the agent: the busy policy applies (it queues behind a running turn, or
-    preempts it), a barge-in stops it like any reply, and what was sent is recorded in
-    ``session.history``."""
+    calling the agent. It never preempts: it starts once the running turn has ended
+    (whatever the busy policy), so it is safe to push from inside a turn too. A barge-in
+    stops it like any reply (also while it waits), a prompt read after it preempts it,
+    and what was sent is recorded in ``session.history``."""
 
     reply: Any = attrs.field(eq=False)
     #: the turn id the conversation issued when the message arrived (0: not yet)

@@ -72,24 +72,53 @@ async def test_barge_in_stops_a_pushed_stream_like_any_reply(autojump_clock: Any
     assert history[1:] == [("user", "ping", False), ("assistant", "re ping", False)]
 
 
-async def test_push_on_voice_preempts_the_running_reply(autojump_clock: Any) -> None:
+async def test_push_on_voice_waits_for_the_running_reply(autojump_clock: Any) -> None:
+    """A push never preempts (so an app may push from inside its own turn), while a
+    prompt still does."""
     tac = TAC(TACConfig())
     gate = Gate()
 
     @tac.on_message_ready
     async def reply(message: str, session: Any, memory: Any) -> str:
-        await gate()
-        return "too late"
+        if message == "hello":
+            await tac.send_response(session.call_sid, "Anything else?")  # from the turn
+            await gate()
+        return f"re {message}"
 
     async with open_harness(tac) as h, h.call() as caller:
         await caller.say("hello")
         await gate.wait_reached()
-        await tac.send_response(caller.call_sid, "Sorry, one moment.")
-        pushed = await caller.read_reply()
+        await tac.send_response(caller.call_sid, "Still looking.")
+        await trio.testing.wait_all_tasks_blocked()
+        assert caller.texts() == []  # both wait behind the running turn
+        gate.open()
+        replies = [(await caller.read_reply()).text for _ in range(3)]
         session = h.cell(caller).session
-        roles = [(e.role, e.text) for e in session.history]
-    assert pushed.text == "Sorry, one moment."
-    assert roles == [("user", "hello"), ("assistant", "Sorry, one moment.")]
+        history = [(e.role, e.text) for e in session.history]
+    assert replies == ["re hello", "Anything else?", "Still looking."]
+    assert history == [("user", "hello"), ("assistant", "re hello"),
+                       ("assistant", "Anything else?"), ("assistant", "Still looking.")]
+
+
+async def test_a_prompt_preempts_a_waiting_push(autojump_clock: Any) -> None:
+    tac = TAC(TACConfig())
+    gate = Gate()
+
+    @tac.on_message_ready
+    async def reply(message: str, session: Any, memory: Any) -> str:
+        if message == "hello":
+            await gate()
+        return f"re {message}"
+
+    async with open_harness(tac) as h, h.call() as caller:
+        await caller.say("hello")
+        await gate.wait_reached()
+        await tac.send_response(caller.call_sid, "stale news")
+        await caller.say("never mind")
+        replies = [(await caller.read_reply()).text]
+        await trio.sleep(5)
+        texts = [t.token for t in caller.texts() if t.token]
+    assert replies == ["re never mind"] and "stale news" not in texts
 
 
 async def test_push_errors() -> None:
@@ -125,6 +154,7 @@ async def test_push_on_text_waits_for_the_turn_and_goes_through_the_outbox(
         gate.open()
         first = await texter.read_reply()
         second = await texter.read_reply()
+        await trio.testing.wait_all_tasks_blocked()  # the turns' ends are recorded
         cell = runtime.supervisor.get(conversation)
         assert cell is not None
         history = [(e.role, e.text) for e in cell.session.history]
