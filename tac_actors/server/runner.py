@@ -115,9 +115,18 @@ async def serve(tac: TAC, host: str = "0.0.0.0", port: int = 8000, *,
 
     if engine == "hypercorn":
         gc.freeze()
+
+        class _Started:
+            def started(self, binds: list[str]) -> None:
+                local = next((b for b in binds if _is_loopback(
+                    b.split("://", 1)[-1].rpartition(":")[0].strip("[]"))), None)
+                if local is not None and state.runtime is not None:
+                    state.runtime.local_base = local  # call-event callbacks, locally
+                task_status.started(binds)
+
         await hypercorn.trio.serve(app, hypercorn_config(tac, host, port),
                                    shutdown_trigger=drain_after_trigger,
-                                   task_status=task_status)
+                                   task_status=_Started())  # type: ignore[arg-type]
         return
 
     internal_stop = trio.Event()

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import trio
+import trio.testing
 
 from tac_actors import TAC, TACConfig
 from tac_actors.emulator import EXAMPLE_SEED, Emulator
@@ -195,3 +196,49 @@ async def test_calls_are_scripted_over_http() -> None:
     assert emu.calls.script(BUSY).status == "busy"
     assert emu.calls.script(ADA).answered_by == "machine_start"
     assert emu.calls.default.duration == 3
+
+
+async def test_both_engines_know_their_loopback_base_for_callbacks() -> None:
+    from functools import partial
+
+    from tac_actors.server import serve
+
+    for engine in ("fast", "hypercorn"):
+        tac = TAC(TACConfig())
+        tac.on_call_status(lambda event: None)
+        stop = trio.Event()
+        with trio.fail_after(20):
+            async with trio.open_nursery() as nursery:
+                binds = await nursery.start(partial(serve, tac, "127.0.0.1", 0, engine=engine,
+                                                    shutdown_trigger=stop.wait))
+                assert tac.runtime is not None and tac.runtime.local_base == binds[0], engine
+                from tac_actors.channels.call_events import callback_urls
+                assert callback_urls(tac).status_callback == (
+                    f"{binds[0]}/twilio/call-events/status")
+                stop.set()
+
+
+async def test_end_call_hangs_up_and_ends_the_live_conversation() -> None:
+    from tac_actors.testing import open_harness
+
+    ended: list[str] = []
+    with trio.fail_after(20):
+        async with Emulator.running(seed=EXAMPLE_SEED, auth_token=TOKEN) as emu:
+            tac = relay_only_tac(emu, voice_public_domain="agent.example.com")
+            tac.on_conversation_ended(lambda session: ended.append(session.call_sid))
+            async with open_harness(tac) as h:
+                placed = await tac.start_conversation("voice", ADA)
+                assert placed.call_sid is not None
+                # Twilio answers and connects the call to our socket
+                async with h.call(call_sid=placed.call_sid, setup=False) as caller:
+                    await caller.setup(direction="outbound-api", from_="+15550000000", to=ADA)
+                    await trio.testing.wait_all_tasks_blocked()
+                    session = tac.session_for_call(placed.call_sid)
+                    assert session is not None and session.caller == ADA
+                    assert await tac.end_call(placed.call_sid) is True
+                    await caller.wait_closed()
+                assert tac.session_for_call(placed.call_sid) is None
+                assert await tac.end_call("CA" + "f" * 32) is False  # unknown: no raise
+            updates = emu.requests(method="POST", path_contains="/Calls/")
+    assert ended == [placed.call_sid]
+    assert [r.status for r in updates] == [200, 404]
