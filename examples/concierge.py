@@ -27,9 +27,16 @@ from __future__ import annotations
 import logging
 import re
 
-from tac_actors import TAC, Channel, ConversationSession, OperatorResultEvent, TACMemoryResponse
-from tac_actors.protocol.call_events import AmdEvent, CallStatusEvent
-from tac_actors.protocol.call_options import CallOptions
+from tac_actors import (
+    TAC,
+    AmdEvent,
+    CallOptions,
+    CallStatusEvent,
+    Channel,
+    ConversationSession,
+    OperatorResultEvent,
+    TACMemoryResponse,
+)
 from tac_actors.protocol.intelligence import summary_texts
 from tac_actors.tools import ToolCall, ToolRegistry
 from tac_actors.tools.builtins import (

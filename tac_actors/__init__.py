@@ -14,6 +14,8 @@ from tac_actors.config import (
     TACConfig,
 )
 from tac_actors.memory import TACMemoryResponse
+from tac_actors.protocol.call_events import AmdEvent, CallStatusEvent, RecordingEvent
+from tac_actors.protocol.call_options import CallOptions
 from tac_actors.protocol.intelligence import OperatorResult, OperatorResultEvent
 from tac_actors.session import AuthorInfo, Channel, ConversationSession, HistoryEntry, Profile
 from tac_actors.tac import TAC
@@ -23,8 +25,11 @@ __version__ = "0.1.0"
 __all__ = [
     "TAC",
     "ActorCrash",
+    "AmdEvent",
     "AuthorInfo",
     "BusyPolicy",
+    "CallOptions",
+    "CallStatusEvent",
     "Channel",
     "ChannelPolicy",
     "ConversationSession",
@@ -37,6 +42,7 @@ __all__ = [
     "OperatorResult",
     "OperatorResultEvent",
     "Profile",
+    "RecordingEvent",
     "RestartLimit",
     "TACConfig",
     "TACMemoryResponse",
