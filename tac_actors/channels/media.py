@@ -103,13 +103,18 @@ class MediaOutcome:
 
 def session_from_start(start: MediaStart) -> ConversationSession:
     """A new voice session for a stream's ``start``. ``From``/``To`` come from the
-    ``<Parameter>`` values our TwiML adds."""
+    ``<Parameter>`` values our TwiML adds; on an outbound call (``Direction``
+    ``outbound-api``) ``From`` is ours, so ``caller`` is ``To``."""
     params = start.custom_parameters
+    outbound = params.get("Direction", "").startswith("outbound")
+    caller, called = params.get("From") or None, params.get("To") or None
+    if outbound:
+        caller, called = called, caller
     return ConversationSession(
         conversation_id=start.call_sid, channel=Channel.VOICE,
         started_at=datetime.now(UTC), call_sid=start.call_sid,
-        caller=params.get("From") or None, called=params.get("To") or None,
-        author_info=AuthorInfo(params["From"]) if params.get("From") else None,
+        caller=caller, called=called,
+        author_info=AuthorInfo(caller) if caller else None,
         custom_parameters=params, metadata={"media_stream": start})
 
 

@@ -213,7 +213,8 @@ async def start_media_call(tac: TAC, services: TwilioServices | None, to: str, *
                              "(or websocket_url)")
         websocket_url_ = f"wss://{domain}{MEDIA_WEBSOCKET_PATH}"
     twiml = stream_twiml(websocket_url_,
-                         parameters={"From": sender, "To": to, **(parameters or {})},
+                         parameters={"From": sender, "To": to, "Direction": "outbound-api",
+                                     **(parameters or {})},
                          action_url=f"https://{domain}{MEDIA_ACTION_PATH}" if domain else None)
     call = await _place(tac, services, to=to, sender=sender, twiml=twiml,
                         options=call_options_for(tac, call_options))

@@ -242,3 +242,22 @@ async def test_end_call_hangs_up_and_ends_the_live_conversation() -> None:
             updates = emu.requests(method="POST", path_contains="/Calls/")
     assert ended == [placed.call_sid]
     assert [r.status for r in updates] == [200, 404]
+
+
+async def test_a_hook_past_its_time_is_cancelled_and_reported(autojump_clock: Any) -> None:
+    from tac_actors.channels.call_events import HOOK_TIMEOUT, deliver_call_event
+
+    tac = TAC(TACConfig(account_sid="AC1"))
+    errors: list[tuple[str, str]] = []
+
+    @tac.on_call_status
+    async def slow(event: CallStatusEvent) -> None:
+        await trio.sleep_forever()
+
+    tac.on_error(lambda exc, context: errors.append((type(exc).__name__, context.detail)))
+    started = trio.current_time()
+    answer = await deliver_call_event(tac, "status", {"CallSid": "CA1", "AccountSid": "AC1",
+                                                      "CallStatus": "completed"})
+    assert answer.status == 200 and trio.current_time() - started == HOOK_TIMEOUT
+    assert errors == [("TimeoutError", f"on_call_status: on_call_status ran past "
+                                        f"{HOOK_TIMEOUT:g} s and was cancelled")]

@@ -87,3 +87,15 @@ async def test_outbound_from_an_explicit_sender_on_text_and_voice() -> None:
         sent[0]["from"].get("address") == SALES)
     assert [(c["from"], c["to"]) for c in calls] == [(SALES, BOB), (MAIN, BOB)]
     assert call.call_sid and default.call_sid
+
+
+def test_speech_to_speech_sessions_know_the_person_and_our_number() -> None:
+    from tac_actors.channels.media import session_from_start
+    from tac_actors.protocol.media import MediaStart
+
+    inbound = session_from_start(MediaStart("MZ1", "CA1", custom_parameters={
+        "From": ADA, "To": SALES}))
+    outbound = session_from_start(MediaStart("MZ2", "CA2", custom_parameters={
+        "From": SALES, "To": ADA, "Direction": "outbound-api"}))
+    assert (inbound.caller, inbound.called) == (ADA, SALES)
+    assert (outbound.caller, outbound.called) == (ADA, SALES)
