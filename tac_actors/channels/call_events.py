@@ -12,6 +12,10 @@
   registered hook, at our public URL.
 * :func:`end_call`: hang a call up through the Calls API and stop its conversation here.
 * :func:`push`: send a reply into a live conversation from outside its turns.
+
+Twilio posts each callback on its own: the hooks of one call may overlap, and their
+events may arrive out of order (``CallStatusEvent.sequence_number`` and ``timestamp``
+tell the order Twilio meant).
 """
 
 from __future__ import annotations

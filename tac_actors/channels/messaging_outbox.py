@@ -297,7 +297,9 @@ def studio_handoff(services: TwilioServices, config: TACConfig, route: Route
     flow = config.studio_handoff_flow_sid
     if not flow:
         return None
-    sender = config.phone_number or route.from_address
+    # several numbers: the Studio flow answers from the number the person texted
+    sender = (route.from_address if route.from_address in config.phone_numbers
+              else config.phone_number or route.from_address)
 
     async def hand_off(data: str) -> None:
         parameters: Any

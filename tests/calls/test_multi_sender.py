@@ -99,3 +99,26 @@ def test_speech_to_speech_sessions_know_the_person_and_our_number() -> None:
         "From": SALES, "To": ADA, "Direction": "outbound-api"}))
     assert (inbound.caller, inbound.called) == (ADA, SALES)
     assert (outbound.caller, outbound.called) == (ADA, SALES)
+
+
+async def test_a_handoff_goes_out_from_the_number_the_person_texted(
+        emu: Emulator, autojump_clock: Any) -> None:
+    from tac_actors.testing import Recorder
+
+    tac = make_tac(emu, services_base_url="http://emulator", phone_numbers=[MAIN, SALES],
+                   studio_handoff_flow_sid="FW" + "1" * 32)
+    recorder = Recorder().attach(tac)
+
+    @tac.on_message_ready
+    def reply(message: str, session: Any, memory: Any) -> str:
+        session.request_handoff('{"reason": "wants a person"}')
+        return "A colleague will take over."
+
+    async with in_process(emu, tac) as runtime:
+        assert runtime.messaging is not None
+        texter = SimulatedTexter(emu, runtime.messaging, address=BOB, agent_address=SALES)
+        await texter.send("a human please")
+        await texter.read_reply()
+        await recorder.ended_seen.wait()
+    (execution,) = emu.studio_executions()
+    assert (execution["from"], execution["contact_channel_address"]) == (SALES, BOB)
