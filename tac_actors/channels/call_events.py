@@ -29,6 +29,7 @@ import trio
 
 from tac_actors._logsafe import LogLimiter, excerpt
 from tac_actors.actors import ActorCell, ErrorContext, Push
+from tac_actors.actors.gate import CURRENT_TURN, NO_TURN
 from tac_actors.protocol.call_events import (
     CALL_EVENT_KINDS,
     AmdEvent,
@@ -203,8 +204,10 @@ def find_conversation(runtime: Runtime, key: str) -> ActorCell | None:
 async def push(runtime: Runtime, conversation: str, reply: Any) -> None:
     """Hand ``reply`` (a ``str`` or an async iterator of ``str``) to the live
     conversation ``conversation`` (its id or, for a call, its CallSid) as a
-    :class:`~tac_actors.actors.Push`. Waits while its mailbox is full; returns once it
-    is queued. :class:`LookupError` when no such conversation is live here."""
+    :class:`~tac_actors.actors.Push`. Waits while its mailbox is full (from inside that
+    conversation's own turn: :class:`RuntimeError` instead, since the turn holds the
+    mailbox); returns once it is queued. :class:`LookupError` when no such conversation
+    is live here."""
     if not (isinstance(reply, str) or hasattr(reply, "__aiter__")):
         raise TypeError("send_response takes a str or an async iterator of str, not "
                         f"{type(reply).__name__}")
@@ -212,6 +215,24 @@ async def push(runtime: Runtime, conversation: str, reply: Any) -> None:
     if cell is None:
         raise LookupError(f"no live conversation {conversation!r} on this node")
     try:
-        await cell.send(Push(reply))
+        if _in_own_turn(cell):
+            # the actor reads no message before this turn ends: waiting for room in
+            # its mailbox would wait for ourselves
+            try:
+                cell.send_nowait(Push(reply))
+            except trio.WouldBlock:
+                raise RuntimeError(f"conversation {conversation!r}: its mailbox is full "
+                                   "and this turn holds it; push fewer replies from one "
+                                   "turn (or return the reply)") from None
+            await trio.lowlevel.checkpoint()
+        else:
+            await cell.send(Push(reply))
     except trio.ClosedResourceError:
         raise LookupError(f"conversation {conversation!r} has ended") from None
+
+
+def _in_own_turn(cell: ActorCell) -> bool:
+    """Whether the calling code runs in the conversation's running turn."""
+    running = cell.gate.running
+    turn = CURRENT_TURN.get()
+    return running is not None and turn != NO_TURN and running.id == turn

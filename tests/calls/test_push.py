@@ -164,3 +164,24 @@ async def test_push_on_text_waits_for_the_turn_and_goes_through_the_outbox(
     sent = emu.sent_messages()
     keys = [r for r in emu.requests(path_contains="/Actions")]
     assert len(sent) == 2 and len(keys) == 2  # one SEND_MESSAGE each, none twice
+
+
+async def test_pushes_from_a_turn_never_wait_for_the_turn_itself(autojump_clock: Any) -> None:
+    from tac_actors import BusyPolicy, ChannelPolicy
+
+    tac = TAC(TACConfig(voice_policy=ChannelPolicy(busy_policy=BusyPolicy.PREEMPT,
+                                                   mailbox_capacity=2)))
+    errors: list[str] = []
+    tac.on_error(lambda exc, context: errors.append(str(exc)))
+
+    @tac.on_message_ready
+    async def reply(message: str, session: Any, memory: Any) -> str:
+        for n in range(3):  # the third finds the mailbox full: an error, not a hang
+            await tac.send_response(session.call_sid, f"push {n}")
+        return "unreachable"
+
+    async with open_harness(tac) as h, h.call() as caller:
+        await caller.say("go")
+        replies = [(await caller.read_reply()).text for _ in range(3)]
+    assert replies == [tac.config.voice_policy.fallback_text, "push 0", "push 1"]
+    assert len(errors) == 1 and "mailbox is full" in errors[0]
