@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from tac_actors.asyncio_bridge import trio_side
 from tac_actors.compat._views import SessionView
 from tac_actors.session import ConversationSession
+from tac_actors.tac import TAC as TACBase
 
 if TYPE_CHECKING:
     from tac_actors.compat._tac import TAC
@@ -101,6 +102,24 @@ class VoiceChannel(BaseChannel):
 
     def get_conversation_session_by_call_sid(self, call_sid: str) -> SessionView | None:
         return self.get_conversation_session(call_sid)
+
+    # the reference's call-event registrations and hang-up, on the TAC's own
+    def on_call_status(self, callback: Any) -> None:
+        """``callback(CallStatusEvent)``: see :meth:`tac_actors.TAC.on_call_status`."""
+        TACBase.on_call_status(self.tac, callback)
+
+    def on_amd(self, callback: Any) -> None:
+        """``callback(AmdEvent)``: see :meth:`tac_actors.TAC.on_amd`."""
+        TACBase.on_amd(self.tac, callback)
+
+    def on_recording(self, callback: Any) -> None:
+        """``callback(RecordingEvent)``: see :meth:`tac_actors.TAC.on_recording`."""
+        TACBase.on_recording(self.tac, callback)
+
+    @trio_side
+    async def end_call(self, call_sid: str) -> bool:
+        """Hang up ``call_sid``; see :meth:`tac_actors.TAC.end_call`."""
+        return await TACBase.end_call(self.tac, call_sid)
 
 
 class MessagingChannel(BaseChannel):
