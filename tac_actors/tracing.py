@@ -35,10 +35,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from contextvars import Token
+from typing import TYPE_CHECKING, NamedTuple
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode
 
 if TYPE_CHECKING:
@@ -81,27 +83,37 @@ def conversation_ended(cell: ActorCell) -> None:
     span.end()
 
 
-def start_turn(cell: ActorCell, turn: Turn) -> Span | None:
-    """Start a turn's span under its conversation's and make it current in this task's
-    context (the turn's own task: nothing to reset). ``None`` when not traced."""
+def start_turn(cell: ActorCell, turn: Turn) -> TurnSpan | None:
+    """Start a turn's span under its conversation's and make it current until
+    :func:`end_turn` (turns run in the actor's own task, so the context is restored
+    there). ``None`` when not traced."""
     parent = cell.trace
     if parent is None:
         return None
     span = tracer.start_span("turn", context=parent, attributes={
         "gen_ai.conversation.id": cell.session.conversation_id, "tac.turn.id": turn.id})
-    otel_context.attach(trace.set_span_in_context(span, parent))
-    return span
+    return TurnSpan(span, otel_context.attach(trace.set_span_in_context(span, parent)))
 
 
-def end_turn(span: Span | None, turn: Turn) -> None:
-    """End a turn's span with its outcome (a failed turn's status is ERROR)."""
-    if span is None:
+def end_turn(current: TurnSpan | None, turn: Turn) -> None:
+    """End a turn's span with its outcome (a failed turn's status is ERROR) and make
+    the context current before the turn current again."""
+    if current is None:
         return
+    span = current.span
     outcome = turn.cause or "ok"
     span.set_attribute("tac.outcome", outcome)
     if outcome in ("error", "timeout"):
         span.set_status(Status(StatusCode.ERROR, outcome))
     span.end()
+    otel_context.detach(current.token)
+
+
+class TurnSpan(NamedTuple):
+    """A running turn's span and the token that restores the context before it."""
+
+    span: Span
+    token: Token[Context]
 
 
 # -- work inside a turn ------------------------------------------------------------------------

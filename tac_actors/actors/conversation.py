@@ -112,7 +112,8 @@ class ConversationActor:
             if self.policy.idle_timeout is not None:
                 self._idle_since = trio.current_time()
             await self._dispatch(message)
-            if await self._hand_off_if_requested():
+            if self.session.pending_handoff_data is not None and \
+                    await self._hand_off_if_requested():
                 return  # requested in a turn or a hook
 
     async def _wait_or_idle_out(self, idle: float) -> None:

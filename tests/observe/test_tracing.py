@@ -202,3 +202,35 @@ async def test_without_an_sdk_nothing_is_traced() -> None:
             assert (await caller.read_reply()).text == "hi"
             (cell,) = list(harness.supervisor)
             assert cell.trace is None
+
+
+async def test_a_turn_span_is_current_during_its_turn_only(
+        exporter: InMemorySpanExporter) -> None:
+    """Turns run in the actor's own task: the turn's span is made current for the turn
+    and the context before it is restored when it ends (a hook that runs between turns
+    is not inside the last turn's span)."""
+    from opentelemetry import trace
+
+    tac = TAC(TACConfig())
+    seen: dict[str, int] = {}
+
+    @tac.on_message_ready
+    async def echo(message: str, session: ConversationSession, memory: Any) -> str:
+        seen[message] = trace.get_current_span().get_span_context().span_id
+        await trio.lowlevel.checkpoint()
+        return message
+
+    @tac.on_interrupt
+    async def interrupted(session: ConversationSession, interruption: Any) -> None:
+        seen["hook"] = trace.get_current_span().get_span_context().span_id
+
+    with trio.fail_after(5):
+        async with open_harness(tac) as harness, harness.call() as caller:
+            await caller.say("one")
+            await caller.read_reply()
+            await caller.interrupt()
+            await caller.say("two")
+            await caller.read_reply()
+    turns = by_name(exporter.get_finished_spans())["turn"]
+    assert [span_id(t) for t in turns] == [seen["one"], seen["two"]]
+    assert seen["hook"] not in (seen["one"], seen["two"])
