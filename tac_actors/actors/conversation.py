@@ -112,6 +112,7 @@ class ConversationActor:
             if self.policy.idle_timeout is not None:
                 self._idle_since = trio.current_time()
             await self._dispatch(message)
+            del message  # a parked actor holds no handled message
             if self.session.pending_handoff_data is not None and \
                     await self._hand_off_if_requested():
                 return  # requested in a turn or a hook

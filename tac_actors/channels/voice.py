@@ -251,6 +251,8 @@ class VoiceChannel:
                 elif isinstance(frame, UnknownFrame):
                     bad.note(f"unknown frame type {excerpt(frame.type)} tolerated", None,
                              level=logging.INFO)
+                # a call waiting for its next frame holds none of this one
+                del data, frame, message
         except trio.ClosedResourceError:
             return None  # the conversation closed under us: the call is over
         finally:
