@@ -53,7 +53,9 @@ class Mailbox(Generic[T]):
         self._urgent = 0
         self._received = 0
         self._rejected = 0
-        self._readers = trio.lowlevel.ParkingLot()
+        # the one receiver, while it waits (a parking lot costs a closure, its cells and
+        # an ordered dict entry per wait; the receiver waits once per message)
+        self._reader: trio.lowlevel.Task | None = None
         # senders wait only on a full mailbox: their parking lot is made when first needed
         # (thousands of idle conversations each save its few hundred bytes)
         self._writers: trio.lowlevel.ParkingLot | None = None
@@ -84,7 +86,7 @@ class Mailbox(Generic[T]):
             self._urgent += 1
         else:
             self._normal += 1
-        self._readers.unpark_all()
+        self._wake_reader()
 
     def replace_last(self, item: T, match: Callable[[T], bool]) -> bool:
         """Put ``item`` in place of the newest queued message when it is a normal one
@@ -159,16 +161,29 @@ class Mailbox(Generic[T]):
         if self._closed:
             await trio.lowlevel.checkpoint()
             return
-        await self._readers.park()
+        if self._reader is not None:
+            raise RuntimeError("a mailbox has one receiver: another task is waiting on it")
+        self._reader = trio.lowlevel.current_task()
+        await trio.lowlevel.wait_task_rescheduled(self._abort_wait)
+
+    def _abort_wait(self, _: object) -> trio.lowlevel.Abort:
+        self._reader = None
+        return trio.lowlevel.Abort.SUCCEEDED
+
+    def _wake_reader(self) -> None:
+        reader = self._reader
+        if reader is not None:
+            self._reader = None
+            trio.lowlevel.reschedule(reader)
 
     def nudge(self) -> None:
         """Wake the receiver so it re-evaluates what it is waiting for."""
-        self._readers.unpark_all()
+        self._wake_reader()
 
     def close(self) -> None:
         """Refuse further messages; queued ones stay readable. Wakes every waiter."""
         self._closed = True
-        self._readers.unpark_all()
+        self._wake_reader()
         if self._writers:
             self._writers.unpark_all()
 

@@ -58,3 +58,25 @@ async def test_a_sender_that_never_waits_still_yields() -> None:
         for i in range(10 * YIELD_EVERY):
             await box.send(i)
     assert passes.count >= 9
+
+
+async def test_one_receiver_at_a_time() -> None:
+    box: Mailbox[int] = Mailbox(4)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(box.wait_readable)
+        await trio.testing.wait_all_tasks_blocked()
+        with pytest.raises(RuntimeError, match="one receiver"):
+            await box.wait_readable()
+        box.send_nowait(1)  # wakes the waiting receiver, which returns
+    assert box.receive_nowait() == 1
+
+
+async def test_a_cancelled_receiver_leaves_the_mailbox_waitable() -> None:
+    box: Mailbox[int] = Mailbox(4)
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        await box.wait_readable()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(box.wait_readable)
+        await trio.testing.wait_all_tasks_blocked()
+        box.nudge()
