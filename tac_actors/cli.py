@@ -336,6 +336,7 @@ def _parser() -> argparse.ArgumentParser:
     _log_options(serve)
     serve.add_argument("--engine", choices=["fast", "hypercorn"], default="fast",
                        help="voice WebSocket engine (default: fast)")
+    _worker_options(serve)
     dev = sub.add_parser("dev", help="serve an app against the local Twilio emulator")
     dev.add_argument("app", help="FILE.py:ATTR or package.module:ATTR")
     dev.add_argument("--host", default="127.0.0.1",
@@ -396,6 +397,54 @@ def _version() -> str:
         return "(not installed)"
 
 
+def _worker_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workers", default=None, metavar="N",
+                        help="worker processes sharing the port (default: TAC_WORKERS or "
+                        "1; 0 or auto: one per core)")
+    parser.add_argument("--share-port", choices=["reuseport", "inherit"], default=None,
+                        help="how workers share the port: each binds it with SO_REUSEPORT "
+                        "(default on Linux) or all accept from the parent's socket")
+    parser.add_argument("--restart-limit", type=int, default=5, metavar="N",
+                        help="at most N worker restarts within --restart-window seconds, "
+                        "then every worker stops and serve exits 1 (default: 5)")
+    parser.add_argument("--restart-window", type=float, default=60.0, metavar="T",
+                        help="default: 60")
+
+
+def _serve_workers(args: argparse.Namespace, argv: Sequence[str], count: int) -> int:
+    """The parent of ``--workers N`` (see :mod:`tac_actors.server.workers`)."""
+    from tac_actors.server import workers
+
+    tac = load_app(args.app)  # a mistake in the app is one message here, not N crash loops
+    configure_logging(args.log_level or tac.config.log_level, fmt=args.log_format,
+                      unmasked=args.log_unmasked, turns=bool(args.turn_log))
+    share = args.share_port or workers.default_share()
+    port = workers.bind_shared(args.host, args.port, share)
+    try:
+        _print_banner(tac, args.app, [port.url()], port.port)
+        print(f"  Workers       : {count} processes ("
+              f"{'SO_REUSEPORT' if share == 'reuseport' else 'one inherited socket'}); "
+              "each line of their log says which (w1, w2...)", flush=True)
+        parent = workers.Parent(
+            [sys.executable, "-m", "tac_actors", *argv], count, port,
+            limit=workers.RestartLimit(args.restart_limit, args.restart_window),
+            drain_timeout=tac.config.shutdown_grace + 10.0)
+        return trio.run(parent.run)
+    finally:
+        port.close()
+
+
+def _serve_as_worker(args: argparse.Namespace, worker: str) -> None:
+    from tac_actors.server import workers
+
+    tac = load_app(args.app)
+    configure_logging(args.log_level or tac.config.log_level, fmt=args.log_format,
+                      unmasked=args.log_unmasked, turns=bool(args.turn_log), worker=worker)
+    sock = workers.worker_socket(args.host)
+    trio.run(partial(workers.serve_worker, tac, args.host, sock, worker=worker,
+                     engine=args.engine))
+
+
 def _log_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-format", choices=["text", "json"], default="text",
                         help="text lines (default) or one JSON object per line")
@@ -439,16 +488,30 @@ def _setup_error(exc: BaseException) -> Exception | None:
     return None
 
 
+def _workers(value: str | None) -> int:
+    from tac_actors.server.workers import worker_count
+
+    try:
+        return worker_count(value)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def _quiet_libraries() -> None:
     for name in ("httpx", "httpcore", "websockets", "hpack"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
     _quiet_libraries()
     try:
-        if args.command == "serve":
+        if args.command == "serve" and os.environ.get("TAC_WORKER_ID"):
+            _serve_as_worker(args, os.environ["TAC_WORKER_ID"])
+        elif args.command == "serve" and _workers(args.workers) > 1:
+            return _serve_workers(args, argv, _workers(args.workers))
+        elif args.command == "serve":
             tac = load_app(args.app)
             configure_logging(args.log_level or tac.config.log_level, fmt=args.log_format,
                               unmasked=args.log_unmasked, turns=bool(args.turn_log))

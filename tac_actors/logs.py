@@ -115,10 +115,12 @@ class TextFormatter(logging.Formatter):
     Written out instead of through ``Formatter``'s %-style template, and with the
     date formatted once per second: this runs for every turn's line."""
 
-    def __init__(self) -> None:
+    def __init__(self, worker: str = "") -> None:
         super().__init__()
         self._second = -1
         self._stamp = ""
+        #: ``" w2"`` in a worker process of ``--workers N``: after the level, on every line
+        self._worker = f" w{worker}" if worker else ""
 
     def format(self, record: logging.LogRecord) -> str:
         second = int(record.created)
@@ -127,8 +129,8 @@ class TextFormatter(logging.Formatter):
             self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", self.converter(second))
         conversation = getattr(record, "conversation_id", "")
         where = f" [{conversation}]" if conversation else ""
-        line = (f"{self._stamp},{int(record.msecs):03d} {record.levelname} {record.name}"
-                f"{where}: {record.getMessage()}")
+        line = (f"{self._stamp},{int(record.msecs):03d} {record.levelname}{self._worker} "
+                f"{record.name}{where}: {record.getMessage()}")
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:
@@ -139,7 +141,12 @@ class TextFormatter(logging.Formatter):
 
 
 class JSONFormatter(logging.Formatter):
-    """One JSON object per line (see the module docstring)."""
+    """One JSON object per line (see the module docstring); with a ``worker`` (a worker
+    process of ``--workers N``), every object carries ``"worker"``."""
+
+    def __init__(self, worker: str = "") -> None:
+        super().__init__()
+        self._worker = worker
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
@@ -151,6 +158,8 @@ class JSONFormatter(logging.Formatter):
             "conversation_id": getattr(record, "conversation_id", ""),
             "call_sid": getattr(record, "call_sid", ""),
         }
+        if self._worker:
+            entry["worker"] = self._worker
         if record.exc_info:
             entry["exc"] = mask(self.formatException(record.exc_info))
         elif record.exc_text:
@@ -160,19 +169,20 @@ class JSONFormatter(logging.Formatter):
 
 def configure_logging(level: str | int, *, fmt: Literal["text", "json"] = "text",
                       unmasked: bool = False, turns: bool = True,
-                      stream: TextIO | None = None) -> logging.Handler:
+                      stream: TextIO | None = None, worker: str = "") -> logging.Handler:
     """Set up the root logger for the CLI: one handler on ``stream`` (stderr), the
     conversation filter, the chosen formatter. ``turns=False`` silences the per-turn
-    lines (logger ``tac_actors.turns``). Returns the handler."""
+    lines (logger ``tac_actors.turns``); ``worker`` (a worker process's id) is written on
+    every line. Returns the handler."""
     masking(not unmasked)
     if not turns:
         logging.getLogger("tac_actors.turns").setLevel(logging.WARNING)
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.addFilter(ConversationFilter())
     if fmt == "json":
-        formatter: logging.Formatter = JSONFormatter()
+        formatter: logging.Formatter = JSONFormatter(worker)
     else:
-        formatter = TextFormatter()
+        formatter = TextFormatter(worker)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     for old in list(root.handlers):

@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -319,6 +320,7 @@ def mount(app: QuartTrio, tac: TAC, *, url_prefix: str = "") -> QuartTrio:
             "mode": "orchestrator" if tac.is_orchestrator_enabled() else "conversation-relay",
             "conversations": stats.live if stats else 0,
             "restarts": stats.restarts if stats else 0,
+            **_worker_fields(),
         }
 
     add_metrics_routes(bp, state)
@@ -342,6 +344,12 @@ def mount(app: QuartTrio, tac: TAC, *, url_prefix: str = "") -> QuartTrio:
         await state.shutdown()
 
     return app
+
+
+def _worker_fields() -> dict[str, Any]:
+    """In a worker process of ``--workers N``: which one answered (its id and pid)."""
+    worker = os.environ.get("TAC_WORKER_ID")
+    return {"worker": worker, "pid": os.getpid()} if worker else {}
 
 
 def _action_url(state: _State, url_prefix: str) -> str:

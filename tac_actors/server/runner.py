@@ -12,6 +12,7 @@ import gc
 import ipaddress
 import logging
 import os
+import socket
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Literal
@@ -93,6 +94,7 @@ async def serve(tac: TAC, host: str = "0.0.0.0", port: int = 8000, *,
                 engine: Literal["fast", "hypercorn"] = "fast",
                 door_limits: DoorLimits | None = None,
                 shutdown_trigger: Callable[[], Awaitable[None]] | None = None,
+                sock: socket.socket | None = None,
                 task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
     """Serve ``tac`` until ``shutdown_trigger`` returns (or forever).
 
@@ -100,20 +102,31 @@ async def serve(tac: TAC, host: str = "0.0.0.0", port: int = 8000, *,
     hands every other request to hypercorn (see :mod:`tac_actors.server.fastws`);
     ``engine="hypercorn"`` lets hypercorn serve everything. ``door_limits`` bounds the
     fast engine's front door (connections, head timeout, keepalive pings).
+
+    ``sock``: a bound TCP socket to serve on instead of binding ``host:port`` (a worker
+    process of ``--workers N``, see :mod:`tac_actors.server.workers`); ``serve`` owns it
+    from then on. With it, the fast engine stops accepting as soon as the drain begins
+    (the port's other workers take the new connections).
     """
     contain_connection_failures()
     app = create_app(tac)
     state = state_of(app)
+    accepting = trio.CancelScope()
 
     async def drain_after_trigger() -> None:
         if shutdown_trigger is None:
             await trio.sleep_forever()
         else:
             await shutdown_trigger()
+        if sock is not None:
+            accepting.cancel()
         log.info("shutting down: draining conversations")
         await state.shutdown()
 
     if engine == "hypercorn":
+        config = hypercorn_config(tac, host, port)
+        if sock is not None:
+            config.bind = [f"fd://{sock.detach()}"]  # hypercorn listens on it, owns it
         gc.freeze()
 
         class _Started:
@@ -124,8 +137,7 @@ async def serve(tac: TAC, host: str = "0.0.0.0", port: int = 8000, *,
                     state.runtime.local_base = local  # call-event callbacks, locally
                 task_status.started(binds)
 
-        await hypercorn.trio.serve(app, hypercorn_config(tac, host, port),
-                                   shutdown_trigger=drain_after_trigger,
+        await hypercorn.trio.serve(app, config, shutdown_trigger=drain_after_trigger,
                                    task_status=_Started())  # type: ignore[arg-type]
         return
 
@@ -163,10 +175,14 @@ async def serve(tac: TAC, host: str = "0.0.0.0", port: int = 8000, *,
                          limits=door_limits, peers=state.peers,
                          other_paths=frozenset({MEDIA_WEBSOCKET_PATH}))
         state.door = door
-        listeners = await trio.open_tcp_listeners(port, host=host, backlog=4096)
+        if sock is None:
+            listeners = await trio.open_tcp_listeners(port, host=host, backlog=4096)
+        else:
+            sock.listen(4096)
+            listeners = [trio.SocketListener(trio.socket.from_stdlib_socket(sock))]
         bound = listeners[0].socket.getsockname()
         listening = trio.CancelScope()
-        nursery.start_soon(_serve_until, listeners, door, listening)
+        nursery.start_soon(_serve_until, listeners, door, listening, accepting)
         gc.freeze()  # what start-up allocated never needs a cyclic collection again
         gc.set_threshold(*gc_thresholds())
         base = f"http://{_host_for_url(bound[0])}:{bound[1]}"
@@ -181,11 +197,14 @@ async def serve(tac: TAC, host: str = "0.0.0.0", port: int = 8000, *,
 
 
 async def _serve_until(listeners: list[trio.SocketListener], door: FrontDoor,
-                       scope: trio.CancelScope) -> None:
+                       scope: trio.CancelScope, accepting: trio.CancelScope) -> None:
+    """Accept until ``accepting`` is cancelled (which closes the listeners); serve the
+    accepted connections and the keepalive sweep until ``scope`` is cancelled."""
     with scope:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(door.run_keepalive)
-            await trio.serve_listeners(door.handle, listeners)
+            with accepting:
+                await trio.serve_listeners(door.handle, listeners, handler_nursery=nursery)
 
 
 def _peer_address(transport: FastTransport) -> str | None:
