@@ -36,6 +36,13 @@ from prometheus_client.registry import Collector
 from quart import Blueprint, Response, request
 
 from tac_actors.metrics import Histogram
+from tac_actors.server.worker_metrics import (
+    LOCAL_HEADER,
+    gather,
+    merge_metrics,
+    merge_status,
+    worker_id,
+)
 from tac_actors.session import Channel
 from tac_actors.tools.registry import live_registries
 
@@ -263,8 +270,13 @@ def add_routes(bp: Blueprint, state: _State) -> None:
 
     @bp.route("/metrics", methods=["GET"])
     async def metrics() -> Response:
-        return Response(generate_latest(registry), mimetype=None,
-                        content_type=CONTENT_TYPE)
+        body = generate_latest(registry)
+        worker = worker_id()
+        if worker is not None and not request.headers.get(LOCAL_HEADER):
+            # a worker of --workers N answers for all of them (see worker_metrics)
+            others = await gather("/metrics", {})
+            body = merge_metrics({worker: body.decode(), **others})
+        return Response(body, mimetype=None, content_type=CONTENT_TYPE)
 
     @bp.route("/status", methods=["GET"])
     async def status_route() -> Response:
@@ -272,4 +284,10 @@ def add_routes(bp: Blueprint, state: _State) -> None:
             return Response('{"error": "send Authorization: Bearer <auth token>"}',
                             status=401, mimetype="application/json",
                             headers={"WWW-Authenticate": "Bearer"})
-        return Response(json.dumps(status(state)), mimetype="application/json")
+        document = status(state)
+        worker = worker_id()
+        if worker is not None and not request.headers.get(LOCAL_HEADER):
+            others = await gather("/status", {"Authorization":
+                                              request.headers.get("Authorization", "")})
+            document = merge_status({worker: json.dumps(document), **others})
+        return Response(json.dumps(document), mimetype="application/json")

@@ -29,6 +29,7 @@ from tac_actors.protocol.signature import public_url
 from tac_actors.server.app import create_app, state_of
 from tac_actors.server.fastws import FastTransport
 from tac_actors.server.frontdoor import DoorLimits, FrontDoor
+from tac_actors.server.worker_metrics import announce
 from tac_actors.tac import TAC
 
 __all__ = ["hypercorn_config", "serve"]
@@ -147,6 +148,7 @@ async def serve(tac: TAC, host: str = "0.0.0.0", port: int = 8000, *,
             hypercorn.trio.serve, app, hypercorn_config(tac, "127.0.0.1", 0, websockets=False),
             shutdown_trigger=internal_stop.wait))
         internal_host, _, internal_port = internal[0].split("://", 1)[1].rpartition(":")
+        announce(internal_host, int(internal_port))  # to sibling workers, if any
         runtime = state.require_runtime()
 
         def serve_socket(transport: FastTransport, request: Request) -> Awaitable[None]:

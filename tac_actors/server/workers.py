@@ -35,6 +35,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from collections import deque
 from collections.abc import Mapping, Sequence
 from functools import partial
@@ -53,6 +54,9 @@ log = logging.getLogger("tac_actors.workers")
 
 #: set in a worker's environment: its id (1..N); its presence makes ``serve`` a worker
 WORKER_ID = "TAC_WORKER_ID"
+#: set in a worker's environment: a folder the parent made for the workers to find each
+#: other's private address (see :mod:`tac_actors.server.worker_metrics`)
+WORKER_DIR = "TAC_WORKER_DIR"
 #: set in a worker's environment: ``reuseport:PORT`` or ``fd:N`` (see :func:`worker_socket`)
 WORKER_SOCKET = "TAC_WORKER_SOCKET"
 #: the default of ``--workers``
@@ -229,13 +233,15 @@ class Parent:
         self._outer: trio.Nursery
 
     async def run(self) -> int:
-        async with trio.open_nursery() as outer:
-            self._outer = outer
-            outer.start_soon(self._watch_signals)
-            async with trio.open_nursery() as nursery:
-                for worker in range(1, self.count + 1):
-                    nursery.start_soon(self._keep, worker)
-            outer.cancel_scope.cancel()  # the signal watcher, a pending kill
+        with tempfile.TemporaryDirectory(prefix="tac-workers-") as folder:
+            self.env[WORKER_DIR] = folder  # where workers find each other (worker_metrics)
+            async with trio.open_nursery() as outer:
+                self._outer = outer
+                outer.start_soon(self._watch_signals)
+                async with trio.open_nursery() as nursery:
+                    for worker in range(1, self.count + 1):
+                        nursery.start_soon(self._keep, worker)
+                outer.cancel_scope.cancel()  # the signal watcher, a pending kill
         log.info("all workers stopped (status %d)", self.status)
         return self.status
 

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 import trio
 
@@ -23,6 +24,8 @@ from tac_actors.server.workers import RestartBudget, RestartLimit, worker_count
 from tac_actors.testing import CallEnded, connect_caller
 
 HERE = Path(__file__).parent
+#: every call made (by answered_by), to compare with the servers' counts
+CALLS: list[str] = []
 SERVING = re.compile(r"w(\d+) tac_actors.workers: worker \d+ \(pid (\d+)\) serving")
 
 
@@ -102,6 +105,7 @@ async def serving(*options: str) -> AsyncIterator[Served]:
 
 async def answered_by(url: str, text: str = "hi") -> int:
     """Make one call, say ``text``; the pid of the worker that answered."""
+    CALLS.append(url)
     async with connect_caller(url) as caller:
         await caller.say(text)
         reply = (await caller.read_reply()).text
@@ -145,7 +149,20 @@ async def test_two_workers_answer_a_killed_one_is_replaced_up_to_the_limit() -> 
                            "--restart-window", "3600") as served:
             await served.ready(2)
             first, second = served.pids[1], served.pids[2]
+            CALLS.clear()
             assert await pids_answering(served.ws, {first, second}) == {first, second}
+            # a scrape reaches one worker, which answers for both
+            async with httpx.AsyncClient() as http:
+                metrics = (await http.get(f"http://127.0.0.1:{served.port}/metrics")).text
+                status = (await http.get(f"http://127.0.0.1:{served.port}/status")).json()
+            assert 'tac_worker_up{worker="1"} 1.0' in metrics
+            assert 'tac_worker_up{worker="2"} 1.0' in metrics
+            turns = {worker: float(value) for worker, value in re.findall(
+                r'tac_turns_total\{channel="voice",outcome="ok",worker="(\d)"\} (\S+)',
+                metrics)}
+            assert set(turns) == {"1", "2"} and sum(turns.values()) == len(CALLS)
+            assert status["workers"] == {"1": "ok", "2": "ok"}
+            assert status["started"] == len(CALLS)
 
             os.kill(first, signal.SIGKILL)
             await served.wait_for(rf"worker 1 \(pid {first}\) was killed by SIGKILL")
