@@ -7,9 +7,11 @@ print, under ``trio.fail_after``; nothing sleeps on the clock.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -221,3 +223,23 @@ async def test_second_signal_forces_the_stop() -> None:
                 with pytest.raises(CallEnded):
                     await caller.read_reply()
             assert await served.exit_status() == 130
+
+
+def test_a_taken_port_is_one_error_before_any_worker_starts(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from tac_actors.cli import main
+
+    monkeypatch.chdir(HERE)
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            assert main(["serve", "worker_app.py:tac", "--host", "127.0.0.1", "--port",
+                         str(port), "--workers", "2"]) == 1
+    finally:  # main set up logging for a command line
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
