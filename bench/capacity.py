@@ -77,6 +77,9 @@ def summary_row(n: int, doc: dict[str, Any], ok: bool, why: str) -> dict[str, An
         "server_cpu_util": f["server"]["cpu_util"],
         "client_cpu_util": f["client"]["cpu_util"],
         "connect_total_s": f["connect"]["total_s"],
+        # set by workers_capacity.py: the workers' share of the run on / waiting for a CPU
+        "workers_on_cpu": f["server"].get("workers_on_cpu"),
+        "workers_waiting_for_cpu": f["server"].get("workers_waiting_for_cpu"),
     }
 
 

@@ -31,6 +31,40 @@ from _proc import machine_info, now_iso
 from _servers import REPO, ServerProcess, free_port
 
 TOKEN = "bench-auth-token"
+_RUN_VOICE_LOAD = capacity.run_voice_load
+
+
+def schedstat(pids: list[int]) -> tuple[float, float]:
+    """Seconds on a CPU and seconds runnable but waiting for one, over every thread of
+    ``pids`` (``/proc/PID/task/*/schedstat``, fields 1 and 2)."""
+    run = wait = 0
+    for pid in pids:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{task}/schedstat") as f:
+                    fields = f.read().split()
+                run, wait = run + int(fields[0]), wait + int(fields[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    return run / 1e9, wait / 1e9
+
+
+def measure_scheduling(pids: list[int]) -> None:
+    """Record, for each capacity trial, the share of its wall time the workers (summed)
+    spent on a CPU and waiting for one (another process had it)."""
+    run_voice_load = _RUN_VOICE_LOAD
+
+    def measured(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        run0, wait0 = schedstat(pids)
+        started = time.monotonic()
+        doc = run_voice_load(*args, **kwargs)
+        run1, wait1 = schedstat(pids)
+        wall = time.monotonic() - started
+        doc["figures"]["server"]["workers_on_cpu"] = round((run1 - run0) / wall, 3)
+        doc["figures"]["server"]["workers_waiting_for_cpu"] = round((wait1 - wait0) / wall, 3)
+        return doc
+
+    capacity.run_voice_load = measured  # type: ignore[assignment]
 
 
 def loadavg() -> list[float]:
@@ -69,6 +103,7 @@ def one_search(workers: int, args: argparse.Namespace, index: int) -> dict[str, 
             "--url", f"ws://127.0.0.1:{port}/ws", "--auth-token", TOKEN,
             "--server-pid", str(pids[0]), "--start", str(args.start),
             "--max-calls", str(args.max_calls), "--quiet"])
+        measure_scheduling(pids)
         before = loadavg()
         started = time.monotonic()
         doc = capacity.search(search_args)
@@ -84,7 +119,8 @@ def one_search(workers: int, args: argparse.Namespace, index: int) -> dict[str, 
     print(f"workers={workers} run {index}: capacity {doc['capacity_calls']} calls "
           f"(first failure {doc['first_failure_calls']}), p99 at capacity "
           f"{(best.get('full_reply_ms') or {}).get('p99')} ms, client CPU "
-          f"{best.get('client_cpu_util')}, worker 1 CPU {best.get('server_cpu_util')}, "
+          f"{best.get('client_cpu_util')}, workers on / waiting for a CPU "
+          f"{best.get('workers_on_cpu')} / {best.get('workers_waiting_for_cpu')}, "
           f"load {doc['loadavg_before']} -> {doc['loadavg_after']}", flush=True)
     return doc
 
@@ -96,11 +132,13 @@ def main() -> int:
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--start", type=int, default=2500)
     p.add_argument("--max-calls", type=int, default=16000)
+    p.add_argument("--first-run", type=int, default=1, help="number of the first repeat "
+                   "(names the server logs)")
     p.add_argument("--json", dest="json_out", default=None)
     args = p.parse_args()
     counts = [int(x) for x in args.workers.split(",")]
     searches = []
-    for index in range(1, args.repeats + 1):
+    for index in range(args.first_run, args.first_run + args.repeats):
         for workers in counts:
             searches.append(one_search(workers, args, index))
     result = {"tool": "workers_capacity", "date": now_iso(), "machine": machine_info(),
