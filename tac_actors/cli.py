@@ -1,7 +1,8 @@
 """The ``tac-actors`` command.
 
-* ``tac-actors serve FILE_OR_MODULE:ATTR [--host H] [--port P]``: serve a TAC app
-  (``ATTR`` defaults to ``tac``; it may also be a function returning a TAC).
+* ``tac-actors serve FILE_OR_MODULE:ATTR [--host H] [--port P] [--workers N]``: serve a
+  TAC app (``ATTR`` defaults to ``tac``; it may also be a function returning a TAC), in N
+  worker processes sharing the port (:mod:`tac_actors.server.workers`).
 * ``tac-actors dev FILE_OR_MODULE:ATTR``: the app in Orchestrator mode against a local
   emulator of the Twilio services, seeded with an example profile and knowledge base.
 * ``tac-actors emulator [--port P] [--seed FILE]``: the emulator alone.
