@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import ipaddress
+import math
 import os
 from collections.abc import Callable, Mapping
 
@@ -296,6 +297,12 @@ class TACConfig:
     #: most sync callbacks and tools running at once in worker threads
     #: (``TAC_WORKER_THREADS``)
     worker_threads: int = 40
+    #: the shared conversation store for text conversations across processes and hosts
+    #: (``TAC_REDIS_URL``, ``redis://host:port/db``); ``None``: in this process only
+    redis_url: str | None = None
+    #: seconds a process owns a text conversation without renewing its lease
+    #: (``TAC_LEASE_TTL``): how long a dead process's conversations wait for a takeover
+    lease_ttl: float = 10.0
 
     def __attrs_post_init__(self) -> None:
         if self.worker_threads < 1:
@@ -312,6 +319,8 @@ class TACConfig:
         object.__setattr__(self, "phone_numbers", numbers)
         if self.phone_number is None and numbers:
             object.__setattr__(self, "phone_number", numbers[0])
+        if not 0 < self.lease_ttl < math.inf:
+            raise ValueError("lease_ttl must be a positive number of seconds")
         if self.voice_public_domain is not None:
             domain = self.voice_public_domain.split("://", 1)[-1].rstrip("/")
             object.__setattr__(self, "voice_public_domain", domain or None)
@@ -384,6 +393,8 @@ class TACConfig:
             "services_base_url": get("TAC_SERVICES_URL"),
             "asyncio": _flag("TAC_ASYNCIO", get("TAC_ASYNCIO")),
             "worker_threads": int(number("TAC_WORKER_THREADS", int, 40)),
+            "redis_url": get("TAC_REDIS_URL"),
+            "lease_ttl": number("TAC_LEASE_TTL", float, 10.0),
             "memory": memory,
             "intelligence": IntelligenceConfig.from_env(env),
             "http": HTTPConfig.from_env(env),

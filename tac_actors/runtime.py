@@ -40,6 +40,7 @@ from tac_actors.protocol.twiml import ConversationRelayOptions
 from tac_actors.realtime.options import MediaStreamOptions
 from tac_actors.services import ServiceError, TwilioServices
 from tac_actors.session import AuthorInfo, Channel, ConversationSession
+from tac_actors.store import ConversationStore
 from tac_actors.tac import TAC
 from tac_actors.usercode import set_current_limiter
 
@@ -76,7 +77,8 @@ class Runtime:
     """Supervisor + channels (+ services in Orchestrator mode) for one :class:`TAC`."""
 
     def __init__(self, tac: TAC, supervisor: Supervisor,
-                 services: TwilioServices | None = None) -> None:
+                 services: TwilioServices | None = None,
+                 store: ConversationStore | None = None) -> None:
         self.tac = tac
         self.supervisor = supervisor
         self.services = services
@@ -97,7 +99,7 @@ class Runtime:
             self.messaging = MessagingChannel(
                 supervisor, tac.agent, services, tac.config,
                 policy=tac.config.messaging_policy, options=tac.messaging_options,
-                forget=forget)
+                forget=forget, store=store, lease_ttl=tac.config.lease_ttl)
         self._calls: dict[str, ActorCell] = {}
         #: one-off observations for /metrics (turn latencies, errors, webhooks)
         self.metrics = supervisor.metrics if isinstance(supervisor.metrics, RuntimeMetrics) \
@@ -111,14 +113,16 @@ class Runtime:
 
     @classmethod
     @asynccontextmanager
-    async def open(cls, tac: TAC, *, transport: httpx.AsyncBaseTransport | None = None
-                   ) -> AsyncIterator[Runtime]:
+    async def open(cls, tac: TAC, *, transport: httpx.AsyncBaseTransport | None = None,
+                   store: ConversationStore | None = None) -> AsyncIterator[Runtime]:
         """Run the runtime for the block. On the way out running turns get
         ``config.shutdown_grace`` seconds, then everything is cancelled; every
         ``on_conversation_ended`` has run when the block exits.
 
         ``transport`` replaces the network for the service clients (tests pass the
-        emulator's in-process transport)."""
+        emulator's in-process transport). ``store``: the conversation store shared with
+        other processes (default: Redis at ``config.redis_url`` when set, else none:
+        text conversations live in this process only)."""
         config = tac.config
         async with AsyncExitStack() as stack:
             services: TwilioServices | None = None
@@ -139,7 +143,13 @@ class Runtime:
             supervisor = await stack.enter_async_context(Supervisor.open(
                 restart_limit=config.restart_limit, shutdown_grace=config.shutdown_grace,
                 metrics=metrics))
-            runtime = cls(tac, supervisor, services)
+            if store is None and config.redis_url and services is not None:
+                from tac_actors.store.redis import RedisStore  # coredis: only when used
+
+                store = await stack.enter_async_context(RedisStore.open(config.redis_url))
+                log.info("text conversations shared through Redis (node %s, lease %.1f s)",
+                         store.node, config.lease_ttl)
+            runtime = cls(tac, supervisor, services, store)
             if runtime.messaging is not None:
                 runtime.messaging.memory_store_id = store_id
             if config.intelligence is not None:

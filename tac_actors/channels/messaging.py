@@ -75,6 +75,7 @@ from tac_actors.channels.messaging_participants import (
     reconcile_participants,
 )
 from tac_actors.channels.messaging_reconcile import Reconciler
+from tac_actors.channels.messaging_router import MessagingRouter
 from tac_actors.channels.messaging_turn import TextTurnAgent, answered_ids
 from tac_actors.config import ChannelPolicy, TACConfig
 from tac_actors.protocol.errors import ProtocolError
@@ -88,6 +89,7 @@ from tac_actors.protocol.webhooks import (
 from tac_actors.services import ServiceError, TwilioServices
 from tac_actors.services.orchestrator import Communication, Participant
 from tac_actors.session import AuthorInfo, Channel, ConversationSession, HistoryEntry
+from tac_actors.store import ConversationStore, StoreError
 
 __all__ = ["MessagingChannel", "MessagingOptions", "WebhookAnswer"]
 
@@ -199,7 +201,8 @@ class MessagingChannel:
     def __init__(self, supervisor: Supervisor, agent: Agent, services: TwilioServices,
                  config: TACConfig, *, policy: ChannelPolicy,
                  options: MessagingOptions | None = None,
-                 forget: Callable[[str], None] | None = None) -> None:
+                 forget: Callable[[str], None] | None = None,
+                 store: ConversationStore | None = None, lease_ttl: float = 10.0) -> None:
         self.supervisor = supervisor
         self.agent = agent
         self.services = services
@@ -208,8 +211,12 @@ class MessagingChannel:
         self.options = options = options or MessagingOptions()
         self._forget = forget
         self._seen = _Lru(options.dedup_capacity)
+        #: routes texts to their owner across processes (a shared store configured)
+        self.router = (MessagingRouter(self, store, lease_ttl=lease_ttl)
+                       if store is not None else None)
         #: what this process took on and answered, per conversation
-        self.ledger = Ledger(options.dedup_capacity)
+        self.ledger = Ledger(options.dedup_capacity, on_answered=(
+            self.router.note_answered if self.router is not None else None))
         #: conversations whose Studio execution already ran (the handoff tool)
         self._studio_done = _Lru(options.dedup_capacity)
         self._participants: OrderedDict[str, tuple[Participant, ...]] = OrderedDict()
@@ -239,6 +246,8 @@ class MessagingChannel:
         """Run the backlog feeders and the reconciler until cancelled."""
         async with trio.open_nursery() as nursery:
             await nursery.start(self.intake.run)
+            if self.router is not None:
+                await nursery.start(self.router.run)
             await nursery.start(self.reconciler.run)
             task_status.started()
 
@@ -321,6 +330,8 @@ class MessagingChannel:
             self._bad_input.warning("400", "webhook rejected (400): %s", excerpt(exc.message))
             return WebhookAnswer(400, {"status": "error", "error": exc.message[:200]})
         token = f"token:{idempotency_token}" if idempotency_token else None
+        if self.router is not None:
+            return await self._receive_routed(event, token)
         if token is not None and token in self._seen:
             log.info("webhook %s already handled: dropped", excerpt(token, 100))
             return _ok("duplicate")
@@ -328,6 +339,59 @@ class MessagingChannel:
         if token is not None and answer.status < 500:
             self._seen.add(token)
         return answer
+
+    async def _receive_routed(self, event: WebhookEvent, token: str | None
+                              ) -> WebhookAnswer:
+        """:meth:`receive_webhook` with a shared store: tokens are deduplicated in the
+        store, texts are queued there and reach their conversation's owner, CLOSED
+        reaches the owner too. The store unreachable: 503 (the text stays in the
+        Orchestrator's log; reconcile answers it once the store is back)."""
+        router = self.router
+        assert router is not None
+        store = router.store
+        if token is not None:
+            try:
+                first = await store.seen(token, router.dedupe_ttl)
+            except StoreError:
+                first = True  # the text's id still dedupes it below
+            if not first:
+                log.info("webhook %s already handled: dropped", excerpt(token, 100))
+                return _ok("duplicate")
+        if isinstance(event, CommunicationCreated):
+            answer = await self._communication_routed(event)
+        elif isinstance(event, ConversationUpdated) and event.status == "CLOSED":
+            answer = self._conversation_updated(event)
+            if answer.body.get("outcome") == "closed" and not await router.closed(
+                    event.conversation_id):
+                answer = self._busy("unavailable")
+        else:
+            answer = self.handle_event(event)
+        if token is not None and answer.status >= 500:
+            with trio.CancelScope(shield=True):
+                try:
+                    await store.forget(token)
+                except StoreError:
+                    pass
+        return answer
+
+    async def _communication_routed(self, event: CommunicationCreated) -> WebhookAnswer:
+        assert self.router is not None
+        channel = TEXT_CHANNELS.get(event.author.channel.upper())
+        if channel is None:
+            return _ok("ignored")
+        if not event.text.strip():
+            return _ok("empty")
+        if self._is_ours(event.author.address):
+            return _ok("echo")
+        if not self.supervisor.statistics().accepting:
+            return self._busy("shutdown")
+        outcome = await self.router.accept(event)
+        if outcome == "unavailable":
+            self.count("store_unavailable", event.conversation_id)
+            return self._busy(outcome)
+        if outcome == "handed_off":
+            self.count("not_answered_handed_off", event.conversation_id)
+        return _ok(outcome)
 
     def _busy(self, outcome: str) -> WebhookAnswer:
         return WebhookAnswer(503, {"status": "busy", "outcome": outcome},
@@ -356,14 +420,20 @@ class MessagingChannel:
 
     def accept_communication(self, communication: Communication, *, source: str) -> str:
         """Take a text found in the log (reconcile) like a webhook's."""
-        author = communication.author
-        event = CommunicationCreated(
-            id=communication.id, conversation_id=communication.conversation_id or "",
-            author=CommunicationAuthor(address=author.address, channel=author.channel,
-                                      participant_id=author.participant_id),
-            text=communication.content.text, channel_id=communication.channel_id,
-            created_at=communication.created_at)
-        return self.accept(event, source=source)
+        return self.accept(_event_of(communication), source=source)
+
+    async def take_found(self, communication: Communication) -> str:
+        """Take a text reconcile found in the log: here, or through the shared store
+        (queued there, routed to the conversation's owner; ``unavailable`` when the store
+        failed)."""
+        if self.router is None:
+            await trio.lowlevel.checkpoint()
+            return self.accept_communication(communication, source="reconcile")
+        event = _event_of(communication)
+        outcome = await self.router.accept(event)
+        if outcome == "queued":
+            self.count("answered_late_by_reconcile", event.conversation_id)
+        return outcome
 
     def accept(self, event: CommunicationCreated, *, source: str) -> str:
         """Record a text for its conversation's actor (see the module docstring).
@@ -436,6 +506,8 @@ class MessagingChannel:
         self.count("left_for_reconcile", conversation_id)
 
     def _actor_ended(self, conversation_id: str) -> None:
+        if self.router is not None:
+            self.router.actor_ended(conversation_id)
         owed = self.ledger.release_all(conversation_id)
         if owed:
             self.count("left_for_reconcile", conversation_id, owed)
@@ -473,6 +545,8 @@ class MessagingChannel:
         order), and mark it handed off here. Raises :class:`ServiceError`; the local
         mark is set first, so this process stops answering even if the calls fail."""
         self.ledger.of(conversation_id).handed_off = True
+        if self.router is not None:
+            await self.router.set_handed_off(conversation_id, True)
         orchestrator = self.services.orchestrator
         await orchestrator.update_conversation(conversation_id, status="INACTIVE")
         await orchestrator.clear_status_callbacks(conversation_id)
@@ -502,6 +576,8 @@ class MessagingChannel:
         """Undo :meth:`close_door` after a failed Studio execution (best effort): the
         bot keeps the conversation, since no human got it."""
         self.ledger.of(conversation_id).handed_off = False
+        if self.router is not None:
+            await self.router.set_handed_off(conversation_id, False)
         orchestrator = self.services.orchestrator
         try:
             await orchestrator.update_conversation(conversation_id, status="ACTIVE")
@@ -587,8 +663,8 @@ class MessagingChannel:
         log shows as answered (:func:`~tac_actors.channels.messaging_ledger.pair_replies`)."""
         ledger = self.ledger.of(conversation_id)
         ledger.positions = {c.id: n for n, c in enumerate(communications)}
-        if ledger.baseline:
-            return
+        if ledger.baseline and self.router is None:
+            return  # (with a shared store, other processes answer too: the log decides)
         ledger.baseline = True
         answered, _ = pair_replies(
             communications,
@@ -701,6 +777,16 @@ class MessagingChannel:
         cell.call_when_stopped(lambda: self._actor_ended(conversation))
         log.info("conversation %s started on %s", conversation, session.channel)
         return cell
+
+
+def _event_of(communication: Communication) -> CommunicationCreated:
+    author = communication.author
+    return CommunicationCreated(
+        id=communication.id, conversation_id=communication.conversation_id or "",
+        author=CommunicationAuthor(address=author.address, channel=author.channel,
+                                   participant_id=author.participant_id),
+        text=communication.content.text, channel_id=communication.channel_id,
+        created_at=communication.created_at)
 
 
 def _address_on(participant: Participant, channel: str) -> str | None:

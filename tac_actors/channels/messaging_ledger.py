@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 
 import attrs
 
@@ -51,16 +52,22 @@ class ConversationLedger:
     door_seen_open: float | None = None
     #: the log as a reconcile just read it, for the next actor's history (then dropped)
     fresh_log: tuple[Communication, ...] | None = None
+    #: told the ids newly marked answered (the shared store's acks), if set
+    sink: Callable[[list[str]], None] | None = None
 
     def owes(self, communication_id: str) -> bool:
         """True when the text is neither answered nor being answered here."""
         return communication_id not in self.answered and communication_id not in self.pending
 
     def mark_answered(self, ids: Iterable[str]) -> None:
+        marked = []
         for key in ids:
             self.pending.discard(key)
             self.answered[key] = None
             self.answered.move_to_end(key)
+            marked.append(key)
+        if self.sink is not None and marked:
+            self.sink(marked)
         while len(self.answered) > MAX_IDS:
             self.answered.popitem(last=False)
 
@@ -68,8 +75,10 @@ class ConversationLedger:
 class Ledger:
     """:class:`ConversationLedger` per conversation id, bounded (LRU)."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, *,
+                 on_answered: Callable[[str, list[str]], None] | None = None) -> None:
         self.capacity = capacity
+        self.on_answered = on_answered
         self._items: OrderedDict[str, ConversationLedger] = OrderedDict()
 
     def __len__(self) -> int:
@@ -83,6 +92,8 @@ class Ledger:
         found = self._items.get(conversation_id)
         if found is None:
             found = self._items[conversation_id] = ConversationLedger()
+            if self.on_answered is not None:
+                found.sink = partial(self.on_answered, conversation_id)
             while len(self._items) > self.capacity:
                 oldest, entry = next(iter(self._items.items()))
                 if entry.pending:  # never forget texts being answered: evict later

@@ -183,10 +183,11 @@ class Reconciler:
         for communication in communications:
             if (channel.is_customer_text(conversation_id, communication)
                     and ledger.owes(communication.id)):
-                outcome = channel.accept_communication(communication, source="reconcile")
+                outcome = await channel.take_found(communication)
                 if outcome in ("accepted", "queued"):
                     queued += 1
-                elif outcome in ("shutdown", "overloaded", "left_for_reconcile"):
+                elif outcome in ("shutdown", "overloaded", "left_for_reconcile",
+                                 "unavailable"):
                     break
         if queued or keep_log:  # an actor is about to start: its history needs the log
             ledger.fresh_log = communications

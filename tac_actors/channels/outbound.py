@@ -101,6 +101,7 @@ async def start_text_conversation(
                       to_address=to, from_participant_id=agent_id,
                       to_participant_id=customer_id, channel_id=channel_id)
         cell = messaging.supervisor.get(conversation_id)
+        session = cell.session if cell is not None else None
         if cell is None:
             session = ConversationSession(
                 conversation_id=conversation_id, channel=channel,
@@ -111,9 +112,14 @@ async def start_text_conversation(
                           **({"channel_id": channel_id} if channel_id else {})},
             )
             session.record("assistant", message, datetime.now(UTC))
-            cell = spawned = messaging.spawn(session, route)
-            if cell is None:
-                raise RuntimeError("the server is shutting down")
+            router = messaging.router
+            # with a shared store the conversation's owner runs its actor: this process
+            # when it holds (or now claims) the lease; else that owner answers the
+            # person's replies (the session returned is then not a live one)
+            if router is None or await router.claim_for_outbound(conversation_id):
+                cell = spawned = messaging.spawn(session, route)
+                if cell is None:
+                    raise RuntimeError("the server is shutting down")
         await orchestrator.send_message(
             conversation_id, from_=route.sender(), to=[route.recipient()], text=message,
             channel_settings={"channelId": channel_id} if channel_id else None,
@@ -132,7 +138,7 @@ async def start_text_conversation(
     log.info("outbound %s conversation %s with %s%s", channel, conversation_id, to,
              " (reused)" if reused else "")
     return OutboundResult(channel=channel, to=to, conversation_id=conversation_id,
-                          session=cell.session, reused=reused)
+                          session=session, reused=reused)
 
 
 def websocket_url(tac: TAC) -> str:
