@@ -349,6 +349,11 @@ class MessagingChannel:
         router = self.router
         assert router is not None
         store = router.store
+        if isinstance(event, CommunicationCreated):
+            # a text is deduplicated by its communication id, atomically with its queuing;
+            # a token recorded first would turn the retry of a request that died between
+            # the two (its process killed) into a "duplicate" whose text was never queued
+            token = None
         if token is not None:
             try:
                 first = await store.seen(token, router.dedupe_ttl)
@@ -658,19 +663,50 @@ class MessagingChannel:
         session.ai_agent_info = AuthorInfo(from_address, outbox.route.from_participant_id)
         session.called = from_address or session.called
 
-    def classify(self, conversation_id: str, communications: Sequence[Communication]) -> None:
+    def classify(self, conversation_id: str, communications: Sequence[Communication], *,
+                 baseline: bool | None = None) -> None:
         """Note the log's order; once per conversation and process, mark the texts the
-        log shows as answered (:func:`~tac_actors.channels.messaging_ledger.pair_replies`)."""
+        log shows as answered (:func:`~tac_actors.channels.messaging_ledger.pair_replies`).
+        With a shared store the store's record decides instead (:meth:`owed_texts`);
+        ``baseline=True`` forces the log's classification (the store has no record)."""
         ledger = self.ledger.of(conversation_id)
         ledger.positions = {c.id: n for n, c in enumerate(communications)}
-        if ledger.baseline and self.router is None:
-            return  # (with a shared store, other processes answer too: the log decides)
+        if baseline is None:
+            baseline = self.router is None and not ledger.baseline
+        if not baseline:
+            return
         ledger.baseline = True
         answered, _ = pair_replies(
             communications,
             is_ours=lambda c: self.is_ours_communication(conversation_id, c),
             is_text=lambda c: self.is_customer_text(conversation_id, c))
         ledger.mark_answered(a for a in answered if a not in ledger.pending)
+
+    async def owed_texts(self, conversation_id: str,
+                         communications: Sequence[Communication]) -> list[Communication]:
+        """The customer texts of the log that nobody answered or is answering, oldest
+        first. In this process alone: per the ledger (after :meth:`classify`). With a
+        shared store: per the store's record (answered anywhere, or queued for the
+        owner); only a conversation the store has no record of is classified from the
+        log (``pair_replies``). A store failure yields ``[]`` (counted; the next sweep
+        tries again)."""
+        ledger = self.ledger.of(conversation_id)
+        texts = [c for c in communications if self.is_customer_text(conversation_id, c)]
+        if self.router is None:
+            await trio.lowlevel.checkpoint()
+            return [c for c in texts if ledger.owes(c.id)]
+        try:
+            states = await self.router.store.states(conversation_id, [c.id for c in texts])
+        except StoreError:
+            self.count("reconcile_failed", conversation_id)
+            return []
+        if states is None:
+            self.classify(conversation_id, communications, baseline=True)
+            return [c for c in texts if ledger.owes(c.id)]
+        for key, state in states.items():
+            if state == "a" and key not in ledger.answered:
+                ledger.answered[key] = None  # known everywhere already: no ack
+        return [c for c in texts if c.id not in states and ledger.owes(c.id)]
 
     def history(self, conversation_id: str, communications: Sequence[Communication], *,
                 before: str | None) -> list[HistoryEntry]:
@@ -735,6 +771,10 @@ class MessagingChannel:
 
     def spawn_cell(self, session: ConversationSession, route: Route) -> ActorCell:
         conversation = session.conversation_id
+        if self.router is not None and not self.router.owns(conversation):
+            # a backlog left behind by a lost lease: the texts are in the store, for the
+            # owner (raising here drops them from this process, and they stay owed)
+            raise NotAccepting(f"conversation {conversation} is owned by another process")
         studio = studio_handoff(self.services, self.config, route)
         hand_off = None
         if studio is not None:

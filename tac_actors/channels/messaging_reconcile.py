@@ -180,15 +180,12 @@ class Reconciler:
         ledger.primed = True
         channel.classify(conversation_id, communications)
         queued = 0
-        for communication in communications:
-            if (channel.is_customer_text(conversation_id, communication)
-                    and ledger.owes(communication.id)):
-                outcome = await channel.take_found(communication)
-                if outcome in ("accepted", "queued"):
-                    queued += 1
-                elif outcome in ("shutdown", "overloaded", "left_for_reconcile",
-                                 "unavailable"):
-                    break
+        for communication in await channel.owed_texts(conversation_id, communications):
+            outcome = await channel.take_found(communication)
+            if outcome in ("accepted", "queued"):
+                queued += 1
+            elif outcome in ("shutdown", "overloaded", "left_for_reconcile", "unavailable"):
+                break
         if queued or keep_log:  # an actor is about to start: its history needs the log
             ledger.fresh_log = communications
         if queued:

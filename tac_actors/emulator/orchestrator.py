@@ -301,13 +301,15 @@ def blueprint(db: Database, account_sid: str, faults: Faults | None = None, *,
     async def create_action(conversation_id: str) -> Any:
         conversation = _conversation(db, conversation_id)
         token = request.headers.get(IDEMPOTENCY_HEADER)
+        body = await json_object()
+        # the token is checked after the last await of this handler: two owners of one
+        # conversation (a lease taken over after a pause) may send the same key at once
         if token:
             first = db.get("action_token", f"{conversation_id}:{token}")
             if first is not None:
                 db.put("action_replay", {"id": db.new_id("conv_replay"), "token": token,
                                          "actionId": first["action"]["id"]})
                 return first["action"], 202
-        body = await json_object()
         if body.get("type") != "SEND_MESSAGE":
             raise ApiError(400, "type must be SEND_MESSAGE")
         payload = body.get("payload")

@@ -118,6 +118,13 @@ class ConversationStore(Protocol):
         answered for duplicates."""
         ...
 
+    async def states(self, conversation_id: str, communication_ids: Sequence[str]
+                     ) -> dict[str, str] | None:
+        """What the store knows of these texts: ``"q"`` (queued) or ``"a"`` (answered)
+        per known id; ``None`` when it holds no record of the conversation at all (new
+        to the store, forgotten after ``retention``, or lost with Redis's data)."""
+        ...
+
     async def set_handed_off(self, conversation_id: str, value: bool) -> None:
         """Mark (or unmark, after a failed handoff) the conversation as not the bot's."""
         ...

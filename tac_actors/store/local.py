@@ -113,6 +113,15 @@ class LocalStore:
             conversation.ids[key] = True
             conversation.queue.pop(key, None)
 
+    async def states(self, conversation_id: str, communication_ids: Sequence[str]
+                     ) -> dict[str, str] | None:
+        await trio.lowlevel.checkpoint()
+        found = self.state.conversations.get(conversation_id)
+        if found is None or not found.ids:
+            return None
+        return {key: "a" if found.ids[key] else "q" for key in communication_ids
+                if key in found.ids}
+
     async def set_handed_off(self, conversation_id: str, value: bool) -> None:
         await trio.lowlevel.checkpoint()
         self.state.of(conversation_id).handed_off = value

@@ -142,6 +142,10 @@ class RedisStore:
             url, decode_responses=True, connect_timeout=request_timeout,
             stream_timeout=request_timeout,
             verify_version=False)
+        # coredis logs every reconnection at INFO, with an empty traceback: a Redis
+        # restart would flood the log (our own warnings say what failed, rate-limited)
+        logging.getLogger("coredis").setLevel(max(logging.WARNING,
+                                                  logging.getLogger("coredis").level))
         async with client:
             yield cls(client, node=node, prefix=prefix)
 
@@ -193,6 +197,22 @@ class RedisStore:
         await self._call(self._answered(
             keys=[self._key("ids", c), self._key("q", c), self.prefix + "queued"],
             args=[self._retention, c, *communication_ids]))
+
+    async def states(self, conversation_id: str, communication_ids: Sequence[str]
+                     ) -> dict[str, str] | None:
+        key = self._key("ids", conversation_id)
+        if not communication_ids:
+            return None if not await self._call(self._client.exists([key])) else {}
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                exists = pipe.exists([key])
+                values = pipe.hmget(key, list(communication_ids))
+            known, found = await exists, await values
+        except _FAILURES as exc:
+            raise StoreError(f"redis: {type(exc).__name__}: {exc}") from exc
+        if not known:
+            return None
+        return {k: str(v) for k, v in zip(communication_ids, found, strict=True) if v}
 
     async def set_handed_off(self, conversation_id: str, value: bool) -> None:
         key = self._key("off", conversation_id)
