@@ -26,6 +26,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import attrs
 import trio
 
 from tac_actors.logs import configure_logging
@@ -338,6 +339,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--engine", choices=["fast", "hypercorn"], default="fast",
                        help="voice WebSocket engine (default: fast)")
     _worker_options(serve)
+    serve.add_argument("--redis", default=None, metavar="URL",
+                       help="share text conversations with other processes through this "
+                            "Redis (redis://HOST:PORT/DB; default: TAC_REDIS_URL, else "
+                            "none)")
     dev = sub.add_parser("dev", help="serve an app against the local Twilio emulator")
     dev.add_argument("app", help="FILE.py:ATTR or package.module:ATTR")
     dev.add_argument("--host", default="127.0.0.1",
@@ -439,6 +444,8 @@ def _serve_as_worker(args: argparse.Namespace, worker: str) -> None:
     from tac_actors.server import workers
 
     tac = load_app(args.app)
+    if args.redis:
+        tac.config = attrs.evolve(tac.config, redis_url=args.redis)
     configure_logging(args.log_level or tac.config.log_level, fmt=args.log_format,
                       unmasked=args.log_unmasked, turns=bool(args.turn_log), worker=worker)
     sock = workers.worker_socket(args.host)
@@ -514,6 +521,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve_workers(args, argv, _workers(args.workers))
         elif args.command == "serve":
             tac = load_app(args.app)
+            if args.redis:
+                tac.config = attrs.evolve(tac.config, redis_url=args.redis)
             configure_logging(args.log_level or tac.config.log_level, fmt=args.log_format,
                               unmasked=args.log_unmasked, turns=bool(args.turn_log))
             trio.run(_serve, tac, args.host, args.port, args.app, None, args.engine)
