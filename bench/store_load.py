@@ -183,17 +183,19 @@ def main() -> None:
     parser.add_argument("--setups", default="memory,redis1,redis2")
     parser.add_argument("--json", help="write the figures here too")
     args = parser.parse_args()
-    redis, url, folder = _redis()
     results = []
-    try:
-        for setup in args.setups.split(","):
+    for setup in args.setups.split(","):
+        # a fresh Redis per set-up: each emulator numbers its conversations from 1, so
+        # the ids of one run would be duplicates in the next
+        redis, url, folder = _redis()
+        try:
             figures = trio.run(run, setup, url, args.conversations, args.texts, args.pace)
-            print(json.dumps(figures), flush=True)
-            results.append(figures)
-    finally:
-        redis.kill()
-        redis.wait()
-        shutil.rmtree(folder, ignore_errors=True)
+        finally:
+            redis.kill()
+            redis.wait()
+            shutil.rmtree(folder, ignore_errors=True)
+        print(json.dumps(figures), flush=True)
+        results.append(figures)
     if args.json:
         with open(args.json, "w") as out:
             json.dump({"cpus": os.cpu_count(), "runs": results}, out, indent=2)

@@ -369,6 +369,9 @@ class MessagingRouter:
                 owned.scope.cancel()
                 await self.store.release(owned.lease)
                 self.stats.released += 1
+                # a text queued while the lease was being given back was routed to us
+                if (await self.store.pending(conversation_id, limit=1)).items:
+                    await self._route(conversation_id, None)
         except StoreError as exc:
             self._store_failed("release", exc)
 
