@@ -33,13 +33,13 @@ import httpx
 import trio
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from messaging_load import TOKEN, _config, _percentile  # noqa: E402
+from messaging_load import TOKEN, _config, _percentile
 
-from tac_actors import TAC  # noqa: E402
-from tac_actors.channels.messaging import MessagingOptions  # noqa: E402
-from tac_actors.emulator import EXAMPLE_SEED, Emulator  # noqa: E402
-from tac_actors.testing import SimulatedTexter  # noqa: E402
-from tac_actors.testing.texter import HttpDelivery, WebhookResult  # noqa: E402
+from tac_actors import TAC
+from tac_actors.channels.messaging import MessagingOptions
+from tac_actors.emulator import EXAMPLE_SEED, Emulator
+from tac_actors.testing import SimulatedTexter
+from tac_actors.testing.texter import HttpDelivery, WebhookResult
 
 
 def serve_child(emulator_url: str, redis_url: str) -> None:
