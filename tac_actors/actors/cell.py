@@ -81,7 +81,8 @@ class ActorCell:
         self.gate = ReplyGate(outbox)
         self._preempts = policy.busy_policy is BusyPolicy.PREEMPT
         self.scope = trio.CancelScope()
-        self.stopped = trio.Event()
+        #: set once the conversation has ended and its end hook has run
+        self.stopped = LazyEvent()
         self.stats = _Counters()
         self.stop_requested = False
         self.stop_reason: str | None = None
@@ -273,3 +274,32 @@ class ConversationControls:
 
 def _is_partial(message: Message) -> bool:
     return isinstance(message, PartialUtterance)
+
+
+class LazyEvent:
+    """What a cell offers of :class:`trio.Event` (``is_set``, ``set``, ``wait``), with
+    the event itself made only when a task first waits: most conversations are never
+    waited for, and an event costs a set of waiters (a few hundred bytes) per call."""
+
+    __slots__ = ("_event", "_flag")
+
+    def __init__(self) -> None:
+        self._flag = False
+        self._event: trio.Event | None = None
+
+    def is_set(self) -> bool:
+        return self._flag
+
+    def set(self) -> None:
+        self._flag = True
+        if self._event is not None:
+            self._event.set()
+
+    async def wait(self) -> None:
+        """Return once set (at once, through a checkpoint, if it already is)."""
+        if self._flag:
+            await trio.lowlevel.checkpoint()
+            return
+        if self._event is None:
+            self._event = trio.Event()
+        await self._event.wait()
