@@ -486,9 +486,10 @@ class MessagingChannel:
 
     def _primed(self, conversation_id: str) -> bool:
         """Whether a text of the conversation may reach an actor without a log read
-        first: once the start-up pass is over, every conversation is (what existed then
-        was reconciled; what began since has had its texts' webhooks here, or a sweep)."""
-        return self.reconciler.started_up.is_set() or self.ledger.of(conversation_id).primed
+        first: once its log was read here, or once the start-up pass is over and read it
+        (what existed then was reconciled; what began since has had its texts' webhooks
+        here, or a sweep)."""
+        return self.ledger.of(conversation_id).primed or self.reconciler.primes(conversation_id)
 
     async def _prime(self, conversation_id: str) -> None:
         """Read the conversation's log once before its first text reaches an actor here

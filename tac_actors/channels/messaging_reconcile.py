@@ -65,7 +65,13 @@ class Reconciler:
         self._flagged: dict[str, None] = {}
         self._wake = trio.Event()
         self._cursor: str | None = None
+        self._starting = False
+        self._queued = 0
         self.started_up = trio.Event()
+        #: the start-up pass listed every ACTIVE conversation (set before started_up)
+        self.listed_at_start_up = False
+        #: conversations the start-up pass could not read: not primed by it
+        self.unread_at_start_up: set[str] = set()
 
     def statistics(self) -> SweepStatistics:
         return attrs.evolve(self.stats)
@@ -82,7 +88,7 @@ class Reconciler:
         task_status.started()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._serve_flags)
-            await self.sweep(everything=True)
+            self.listed_at_start_up = await self._start_up()
             self.started_up.set()
             if self.interval is None:
                 return
@@ -113,12 +119,27 @@ class Reconciler:
                         running.add(conversation_id)
                         nursery.start_soon(one, conversation_id)
 
+    async def _start_up(self) -> bool:
+        """The start-up pass: every ACTIVE conversation. True when all were listed (the
+        ones whose log could not be read are in ``unread_at_start_up``)."""
+        self._starting = True
+        try:
+            listed = await self._sweep(everything=True)
+        finally:
+            self._starting = False
+        return listed
+
     async def sweep(self, *, everything: bool = False) -> int:
         """Reconcile the next ``batch`` ACTIVE conversations (all of them with
         ``everything``). Returns how many texts were queued."""
+        queued = self._queued = 0
+        await self._sweep(everything=everything)
+        queued, self._queued = self._queued, 0
+        return queued
+
+    async def _sweep(self, *, everything: bool) -> bool:
         channel = self.channel
         ours = channel.config.conversation_configuration_id
-        queued = 0
         self.stats.sweeps += 1
         while True:
             try:
@@ -129,14 +150,27 @@ class Reconciler:
                 self.stats.failures += 1
                 log.warning("reconcile: conversations not listed (%s); next sweep tries "
                             "again", exc)
-                return queued
+                return False
             self._cursor = page.next_token
             for conversation in page.items:
                 if ours and conversation.configuration_id not in (None, ours):
                     continue
-                queued += await self.reconcile(conversation.id)
+                self._queued += await self.reconcile(conversation.id)
             if not everything or self._cursor is None:
-                return queued
+                return True
+
+    def _unread(self, conversation_id: str) -> None:
+        if self._starting:
+            self.unread_at_start_up.add(conversation_id)
+
+    def primes(self, conversation_id: str) -> bool:
+        """Whether the start-up pass read this conversation's log (or it began after
+        that pass, which listed every conversation): its texts may then reach an actor
+        without a read of their own. A conversation the pass could not read (or every
+        one, if it could not list them) is read before its first text here, so what it
+        owes from before is answered first."""
+        return (self.started_up.is_set() and self.listed_at_start_up
+                and conversation_id not in self.unread_at_start_up)
 
     async def reconcile(self, conversation_id: str, *, keep_log: bool = False) -> int:
         """Queue the owed texts of one conversation; returns how many. Never raises a
@@ -163,6 +197,7 @@ class Reconciler:
         door = await channel.door_open(conversation_id)
         if door is None:
             self.stats.failures += 1
+            self._unread(conversation_id)
             return 0
         if not door or ledger.handed_off:
             return 0
@@ -175,9 +210,11 @@ class Reconciler:
             self.stats.failures += 1
             channel.count("reconcile_failed", conversation_id)
             log.debug("reconcile: conversation %s skipped (%s)", conversation_id, exc)
+            self._unread(conversation_id)
             return 0
         del participants  # fetched so that echoes of our agent are recognised
         ledger.primed = True
+        self.unread_at_start_up.discard(conversation_id)
         channel.classify(conversation_id, communications)
         queued = 0
         for communication in await channel.owed_texts(conversation_id, communications):

@@ -15,7 +15,10 @@ from tac_actors.actors import NotAccepting
 from tac_actors.emulator import EXAMPLE_SEED, Emulator
 from tac_actors.protocol.errors import ProtocolError
 from tac_actors.protocol.webhooks import parse_webhook
+from tac_actors.services.errors import ServiceUnavailable
+from tac_actors.services.orchestrator import OrchestratorClient
 from tac_actors.testing import SimulatedTexter, open_texter
+from tac_actors.testing.texter import ChannelDelivery, WebhookResult
 
 from .conftest import AUTH_TOKEN, in_process, make_tac, served
 
@@ -101,3 +104,43 @@ async def test_only_a_shutdown_refuses_a_conversation(autojump_clock: Any,
         monkeypatch.setattr(runtime.supervisor, "spawn", bug)
         with pytest.raises(RuntimeError, match="a bug"):  # a 500, not endless 503s
             await texter.send("hello again")
+
+
+class _Dropped:
+    """A delivery that loses every webhook (the texts are in the Orchestrator's log)."""
+
+    async def post(self, body: bytes, headers: Any) -> WebhookResult:
+        await trio.lowlevel.checkpoint()
+        return WebhookResult(0, body="dropped")
+
+
+async def test_texts_owed_from_before_a_failed_start_up_pass_are_answered_first(
+        autojump_clock: Any, emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The start-up pass could not read the Orchestrator (down): a conversation's first
+    text here must not reach an actor before its log is read, or what it owes from
+    before (texts the last process accepted and never answered) would be answered
+    after it, out of order."""
+    tac = make_tac(emu, services_base_url="http://emulator")
+
+    @tac.on_message_ready
+    async def reply(message: str, session: Any, memory: Any) -> str:
+        return f"re: {message}"
+
+    texter = SimulatedTexter(emu, _Dropped())
+    for text in ("t0", "t1"):
+        await texter.send(text)  # owed: the webhooks were lost
+    async def not_listed(*args: Any, **kwargs: Any) -> Any:
+        await trio.lowlevel.checkpoint()
+        raise ServiceUnavailable("conversations down", status=503)
+
+    monkeypatch.setattr(OrchestratorClient, "list_conversations", not_listed)
+    async with in_process(emu, tac) as runtime:
+        assert runtime.messaging is not None
+        await runtime.messaging.reconciler.started_up.wait()
+        assert not runtime.messaging.reconciler.listed_at_start_up
+        monkeypatch.undo()
+        texter.delivery = ChannelDelivery(runtime.messaging)
+        assert (await texter.send("t2")).status == 200
+        with trio.fail_after(30):
+            await emu.wait_until(lambda: len(texter.replies()) >= 3)
+        assert [r.text for r in texter.replies()] == ["re: t0", "re: t1", "re: t2"]
