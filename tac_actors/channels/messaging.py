@@ -683,6 +683,15 @@ class MessagingChannel:
             is_text=lambda c: self.is_customer_text(conversation_id, c))
         ledger.mark_answered(a for a in answered if a not in ledger.pending)
 
+    def owed_here(self, conversation_id: str,
+                  communications: Sequence[Communication]) -> list[Communication]:
+        """The customer texts of the log this process owes (per its ledger, after
+        :meth:`classify`), oldest first. Synchronous: without a shared store, reconcile
+        queues them in the same step as it computes them."""
+        ledger = self.ledger.of(conversation_id)
+        return [c for c in communications
+                if self.is_customer_text(conversation_id, c) and ledger.owes(c.id)]
+
     async def owed_texts(self, conversation_id: str,
                          communications: Sequence[Communication]) -> list[Communication]:
         """The customer texts of the log that nobody answered or is answering, oldest
@@ -691,11 +700,11 @@ class MessagingChannel:
         owner); only a conversation the store has no record of is classified from the
         log (``pair_replies``). A store failure yields ``[]`` (counted; the next sweep
         tries again)."""
-        ledger = self.ledger.of(conversation_id)
-        texts = [c for c in communications if self.is_customer_text(conversation_id, c)]
         if self.router is None:
             await trio.lowlevel.checkpoint()
-            return [c for c in texts if ledger.owes(c.id)]
+            return self.owed_here(conversation_id, communications)
+        ledger = self.ledger.of(conversation_id)
+        texts = [c for c in communications if self.is_customer_text(conversation_id, c)]
         try:
             states = await self.router.store.states(conversation_id, [c.id for c in texts])
         except StoreError:

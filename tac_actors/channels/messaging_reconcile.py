@@ -217,12 +217,24 @@ class Reconciler:
         self.unread_at_start_up.discard(conversation_id)
         channel.classify(conversation_id, communications)
         queued = 0
-        for communication in await channel.owed_texts(conversation_id, communications):
-            outcome = await channel.take_found(communication)
-            if outcome in ("accepted", "queued"):
-                queued += 1
-            elif outcome in ("shutdown", "overloaded", "left_for_reconcile", "unavailable"):
-                break
+        if channel.router is None:
+            # in this process alone: what is owed is queued in one synchronous step after
+            # the read, so no webhook can slip a later text of the conversation in
+            # between (the replies keep the log's order)
+            for communication in channel.owed_here(conversation_id, communications):
+                outcome = channel.accept_communication(communication, source="reconcile")
+                if outcome in ("accepted", "queued"):
+                    queued += 1
+                elif outcome in ("shutdown", "overloaded", "left_for_reconcile"):
+                    break
+        else:
+            for communication in await channel.owed_texts(conversation_id, communications):
+                outcome = await channel.take_found(communication)
+                if outcome in ("accepted", "queued"):
+                    queued += 1
+                elif outcome in ("shutdown", "overloaded", "left_for_reconcile",
+                                 "unavailable"):
+                    break
         if queued or keep_log:  # an actor is about to start: its history needs the log
             ledger.fresh_log = communications
         if queued:
