@@ -83,6 +83,8 @@ class RedisServer:
         if self.process is not None:
             self.process.kill()
             self.process.wait(5)
+            if self.process.stdout is not None:
+                self.process.stdout.close()  # the drain thread sees the end
             self.process = None
 
     def stop(self) -> None:
@@ -91,5 +93,8 @@ class RedisServer:
 
 
 def _drain(out: IO[bytes]) -> None:
-    while out.read(65536):
+    try:
+        while out.read(65536):
+            pass
+    except (OSError, ValueError):  # closed by kill(): the server is gone
         pass
