@@ -17,6 +17,7 @@ from typing import Any
 
 import attrs
 import httpx
+import trio
 from prometheus_client.parser import text_string_to_metric_families
 
 __all__ = ["Scrape", "quantile", "render", "run_top", "scrape"]
@@ -42,15 +43,15 @@ def parse(text: str) -> Samples:
     return samples
 
 
-def scrape(client: httpx.Client, url: str, auth_token: str | None) -> Scrape:
+async def scrape(client: httpx.AsyncClient, url: str, auth_token: str | None) -> Scrape:
     """Read ``/metrics`` and ``/status`` once (``status`` is ``None`` when refused)."""
     base = url.rstrip("/")
-    metrics = client.get(base + "/metrics")
+    metrics = await client.get(base + "/metrics")
     metrics.raise_for_status()
     headers = {"Authorization": f"Bearer {auth_token}"} if auth_token else {}
-    answer = client.get(base + "/status", headers=headers)
+    answer = await client.get(base + "/status", headers=headers)
     status = answer.json() if answer.status_code == 200 else None
-    return Scrape(time.monotonic(), parse(metrics.text), status)
+    return Scrape(trio.current_time(), parse(metrics.text), status)
 
 
 def _sum(samples: Samples, name: str, **labels: str) -> float:
@@ -160,20 +161,24 @@ def run_top(url: str, *, auth_token: str | None = None, interval: float = 2.0,
             once: bool = False) -> int:
     """Refresh the view every ``interval`` seconds until Ctrl-C (or once). Exit status
     1 when the server cannot be read."""
+    try:
+        return trio.run(_top, url, auth_token, interval, once)
+    except KeyboardInterrupt:
+        return 0
+
+
+async def _top(url: str, auth_token: str | None, interval: float, once: bool) -> int:
     before: Scrape | None = None
     clear = "\x1b[H\x1b[2J" if sys.stdout.isatty() and not once else ""
-    with httpx.Client(timeout=5.0) as client:
-        try:
-            while True:
-                try:
-                    now = scrape(client, url, auth_token)
-                except httpx.HTTPError as exc:
-                    print(f"tac-actors: cannot read {url}/metrics: {exc}", file=sys.stderr)
-                    return 1
-                print(clear + render(url, before, now), flush=True)
-                if once:
-                    return 0
-                before = now
-                time.sleep(interval)
-        except KeyboardInterrupt:
-            return 0
+    async with httpx.AsyncClient(timeout=5.0) as client:
+        while True:
+            try:
+                now = await scrape(client, url, auth_token)
+            except httpx.HTTPError as exc:
+                print(f"tac-actors: cannot read {url}/metrics: {exc}", file=sys.stderr)
+                return 1
+            print(clear + render(url, before, now), flush=True)
+            if once:
+                return 0
+            before = now
+            await trio.sleep(interval)

@@ -40,11 +40,6 @@ def test_dev_listens_on_loopback_by_default_and_serve_on_every_interface() -> No
     assert _parser().parse_args(["serve", "a.py"]).turn_log is None  # off for serve
 
 
-def top_once(base: str) -> str:
-    with httpx.Client() as client:
-        return render(base, None, scrape(client, base, "tok"))
-
-
 async def test_metrics_and_status_over_http() -> None:
     tac = TAC(TACConfig(auth_token="tok"))
     tac.on_message_ready(lambda message, session, memory: f"echo: {message}")
@@ -65,7 +60,7 @@ async def test_metrics_and_status_over_http() -> None:
                                            headers={"Authorization": "Bearer nope"})
                     status = await http.get(base + "/status",
                                             headers={"Authorization": "Bearer tok"})
-                view: Any = await trio.to_thread.run_sync(top_once, base)
+                    view = render(base, None, await scrape(http, base, "tok"))
             stop.set()
     assert metrics.status_code == 200
     assert metrics.headers["content-type"].startswith("text/plain; version=0.0.4")

@@ -16,7 +16,7 @@ from tac_actors import TAC, TACConfig
 from tac_actors.config import HTTPConfig
 from tac_actors.protocol.signature import compute_signature
 
-from .conftest import ENGINE, running, ws_url
+from .conftest import running, ws_url
 
 TOKEN = "test-auth-token"
 FORM = {"CallSid": "CA123", "From": "+15551230001", "To": "+15559990000"}
@@ -165,9 +165,9 @@ async def test_a_trickled_body_is_answered_408_and_closed() -> None:
     assert answer.startswith(b"HTTP/1.1 408")
 
 
+# only the fast engine's internal HTTP server has a read timeout
+@pytest.mark.parametrize("engine", ["fast"], indirect=True)
 async def test_a_client_silent_mid_request_is_dropped_at_the_read_timeout() -> None:
-    if ENGINE[0] != "fast":
-        pytest.skip("only the fast engine's internal HTTP server has a read timeout")
     tac = echo(http=HTTPConfig(read_timeout=1.0, body_timeout=60.0))
     never = trio.Event()
 
