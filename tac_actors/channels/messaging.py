@@ -428,12 +428,10 @@ class MessagingChannel:
         return self.accept(_event_of(communication), source=source)
 
     async def take_found(self, communication: Communication) -> str:
-        """Take a text reconcile found in the log: here, or through the shared store
-        (queued there, routed to the conversation's owner; ``unavailable`` when the store
-        failed)."""
-        if self.router is None:
-            await trio.lowlevel.checkpoint()
-            return self.accept_communication(communication, source="reconcile")
+        """Take a text reconcile found in the log through the shared store (queued there,
+        routed to the conversation's owner; ``unavailable`` when the store failed).
+        Without a store reconcile accepts owed texts itself, in one synchronous step."""
+        assert self.router is not None
         event = _event_of(communication)
         outcome = await self.router.accept(event)
         if outcome == "queued":
@@ -694,15 +692,12 @@ class MessagingChannel:
 
     async def owed_texts(self, conversation_id: str,
                          communications: Sequence[Communication]) -> list[Communication]:
-        """The customer texts of the log that nobody answered or is answering, oldest
-        first. In this process alone: per the ledger (after :meth:`classify`). With a
-        shared store: per the store's record (answered anywhere, or queued for the
+        """With a shared store: the customer texts of the log that nobody answered or is
+        answering, oldest first, per the store's record (answered anywhere, or queued for the
         owner); only a conversation the store has no record of is classified from the
         log (``pair_replies``). A store failure yields ``[]`` (counted; the next sweep
         tries again)."""
-        if self.router is None:
-            await trio.lowlevel.checkpoint()
-            return self.owed_here(conversation_id, communications)
+        assert self.router is not None  # without a store: owed_here, synchronously
         ledger = self.ledger.of(conversation_id)
         texts = [c for c in communications if self.is_customer_text(conversation_id, c)]
         try:
